@@ -1,0 +1,460 @@
+//! Thin, typed calls to API Gateway V2 for integration responses, with error classification
+//! and pacing. Nothing here decides what to do; the controller does.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_sdk_apigatewayv2::Client;
+use aws_sdk_apigatewayv2::config::Region;
+use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_apigatewayv2::operation::RequestId;
+use aws_sdk_apigatewayv2::types::ContentHandlingStrategy as AwsContentHandling;
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+
+use crate::crd::ContentHandlingStrategy;
+use crate::metrics::Metrics;
+use crate::pacing::Pacer;
+use crate::plan::{Changes, Desired, Target};
+
+/// An integration response as AWS reports it, normalised: absent maps are empty, absent strings
+/// are `None`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Observed {
+    pub id: String,
+    pub key: String,
+    pub content_handling: Option<ContentHandlingStrategy>,
+    pub template_selection_expression: Option<String>,
+    pub response_templates: BTreeMap<String, String>,
+    pub response_parameters: BTreeMap<String, String>,
+}
+
+// Get, Create and Update outputs and the list item type share these getters but no trait.
+macro_rules! observed_from {
+    ($out:expr) => {{
+        let out = $out;
+        Observed {
+            id: out.integration_response_id().unwrap_or_default().to_owned(),
+            key: out
+                .integration_response_key()
+                .unwrap_or_default()
+                .to_owned(),
+            content_handling: out
+                .content_handling_strategy()
+                .and_then(content_handling_from_aws),
+            template_selection_expression: out
+                .template_selection_expression()
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned),
+            response_templates: sorted(out.response_templates()),
+            response_parameters: sorted(out.response_parameters()),
+        }
+    }};
+}
+
+fn sorted(map: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn content_handling_from_aws(value: &AwsContentHandling) -> Option<ContentHandlingStrategy> {
+    match value {
+        AwsContentHandling::ConvertToBinary => Some(ContentHandlingStrategy::ConvertToBinary),
+        AwsContentHandling::ConvertToText => Some(ContentHandlingStrategy::ConvertToText),
+        _ => None,
+    }
+}
+
+fn content_handling_to_aws(value: ContentHandlingStrategy) -> AwsContentHandling {
+    AwsContentHandling::from(value.as_str())
+}
+
+fn to_hash_map(map: &BTreeMap<String, String>) -> HashMap<String, String> {
+    map.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+}
+
+/// How a failed call should be treated.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorKind {
+    NotFound,
+    Conflict,
+    Throttled,
+    BadRequest,
+    AccessDenied,
+    ServerError,
+    /// Timeout, connection failure, unreadable response: the call may or may not have happened.
+    Network,
+}
+
+impl ErrorKind {
+    /// Stable label for metrics.
+    pub fn outcome(self) -> &'static str {
+        match self {
+            Self::NotFound => "not_found",
+            Self::Conflict | Self::BadRequest | Self::AccessDenied => "client_error",
+            Self::Throttled => "throttled",
+            Self::ServerError | Self::Network => "server_error",
+        }
+    }
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsError {
+    pub kind: ErrorKind,
+    pub operation: &'static str,
+    /// AWS's own words, for the Stalled message a person reads.
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl fmt::Display for AwsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} failed: {}", self.operation, self.message)
+    }
+}
+
+impl std::error::Error for AwsError {}
+
+impl AwsError {
+    pub fn is_not_found(&self) -> bool {
+        self.kind == ErrorKind::NotFound
+    }
+
+    fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
+    where
+        E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
+    {
+        let (kind, message, request_id) = match &err {
+            SdkError::ServiceError(service) => {
+                let status = service.raw().status().as_u16();
+                let inner = service.err();
+                let kind = classify(inner.code(), status);
+                let message = match (inner.code(), inner.message()) {
+                    (Some(code), Some(msg)) => format!("{code}: {msg}"),
+                    (Some(code), None) => code.to_owned(),
+                    (None, Some(msg)) => msg.to_owned(),
+                    (None, None) => format!("HTTP {status} with no error details"),
+                };
+                (kind, message, inner.request_id().map(str::to_owned))
+            }
+            SdkError::ConstructionFailure(_) => (
+                ErrorKind::BadRequest,
+                format!("request could not be built: {}", source_text(&err)),
+                None,
+            ),
+            _ => (ErrorKind::Network, source_text(&err), None),
+        };
+        Self {
+            kind,
+            operation,
+            message,
+            request_id,
+        }
+    }
+}
+
+fn source_text(err: &dyn std::error::Error) -> String {
+    aws_sdk_apigatewayv2::error::DisplayErrorContext(err).to_string()
+}
+
+/// Error code first (AWS's modelled exceptions), HTTP status second (unmodelled responses such
+/// as moto's HTML 500s or a proxy's 503).
+fn classify(code: Option<&str>, status: u16) -> ErrorKind {
+    match code {
+        Some("NotFoundException") => return ErrorKind::NotFound,
+        Some("ConflictException") => return ErrorKind::Conflict,
+        Some("TooManyRequestsException" | "ThrottlingException" | "LimitExceededException") => {
+            return ErrorKind::Throttled;
+        }
+        Some("BadRequestException" | "ValidationException") => return ErrorKind::BadRequest,
+        Some(
+            "AccessDeniedException"
+            | "UnrecognizedClientException"
+            | "InvalidSignatureException"
+            | "ExpiredTokenException"
+            | "MissingAuthenticationTokenException",
+        ) => return ErrorKind::AccessDenied,
+        _ => {}
+    }
+    match status {
+        404 => ErrorKind::NotFound,
+        409 => ErrorKind::Conflict,
+        429 => ErrorKind::Throttled,
+        401 | 403 => ErrorKind::AccessDenied,
+        500.. => ErrorKind::ServerError,
+        _ => ErrorKind::BadRequest,
+    }
+}
+
+/// One API Gateway client per region, made on first use, all sharing one pacer.
+pub struct AwsClients {
+    source: ClientSource,
+    by_region: RwLock<HashMap<String, Client>>,
+    pacer: Arc<Pacer>,
+    metrics: Arc<Metrics>,
+}
+
+enum ClientSource {
+    Config(aws_config::SdkConfig),
+    /// Tests hand in one prepared client for every region.
+    Fixed(Client),
+}
+
+impl AwsClients {
+    /// Loads credentials, endpoints and settings from the standard AWS chain. The SDK's own
+    /// retries are off: every attempt must pass the pacer, and the controller's per-object
+    /// backoff decides when to try again.
+    pub async fn from_env(pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
+        let config = aws_config::defaults(BehaviorVersion::latest())
+            .retry_config(RetryConfig::disabled())
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_attempt_timeout(Duration::from_secs(20))
+                    .operation_timeout(Duration::from_secs(30))
+                    .build(),
+            )
+            .load()
+            .await;
+        Self::new(ClientSource::Config(config), pacer, metrics)
+    }
+
+    pub fn fixed(client: Client, pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
+        Self::new(ClientSource::Fixed(client), pacer, metrics)
+    }
+
+    fn new(source: ClientSource, pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
+        Self {
+            source,
+            by_region: RwLock::default(),
+            pacer,
+            metrics,
+        }
+    }
+
+    pub fn for_region(&self, region: &str) -> IntegrationResponses {
+        IntegrationResponses {
+            client: self.client(region),
+            pacer: self.pacer.clone(),
+            metrics: self.metrics.clone(),
+        }
+    }
+
+    fn client(&self, region: &str) -> Client {
+        let config = match &self.source {
+            ClientSource::Fixed(client) => return client.clone(),
+            ClientSource::Config(config) => config,
+        };
+        if let Some(client) = self.by_region.read().expect("client map lock").get(region) {
+            return client.clone();
+        }
+        let client = Client::from_conf(
+            aws_sdk_apigatewayv2::config::Builder::from(config)
+                .region(Region::new(region.to_owned()))
+                .build(),
+        );
+        self.by_region
+            .write()
+            .expect("client map lock")
+            .entry(region.to_owned())
+            .or_insert(client)
+            .clone()
+    }
+}
+
+/// Integration-response calls in one region.
+pub struct IntegrationResponses {
+    client: Client,
+    pacer: Arc<Pacer>,
+    metrics: Arc<Metrics>,
+}
+
+impl IntegrationResponses {
+    /// Waits for the pacer, then records the call's outcome.
+    async fn call<T, E, F>(&self, operation: &'static str, send: F) -> Result<T, AwsError>
+    where
+        F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
+        E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
+    {
+        let waited = self.pacer.acquire().await;
+        self.metrics.observe_pacer_wait(waited);
+        let result = send.await.map_err(|err| AwsError::from_sdk(operation, err));
+        let outcome = match &result {
+            Ok(_) => "ok",
+            Err(err) => err.kind.outcome(),
+        };
+        self.metrics.count_aws_call(operation, outcome);
+        if let Err(err) = &result {
+            tracing::debug!(operation, kind = ?err.kind, request_id = err.request_id.as_deref(), "AWS call failed");
+        }
+        result
+    }
+
+    pub async fn get(&self, target: &Target, id: &str) -> Result<Observed, AwsError> {
+        let request = self
+            .client
+            .get_integration_response()
+            .api_id(&target.api_id)
+            .integration_id(&target.integration_id)
+            .integration_response_id(id);
+        let out = self.call("GetIntegrationResponse", request.send()).await?;
+        Ok(observed_from!(&out))
+    }
+
+    /// All responses of the integration, following NextToken through every page.
+    pub async fn list(&self, target: &Target) -> Result<Vec<Observed>, AwsError> {
+        let mut all = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let request = self
+                .client
+                .get_integration_responses()
+                .api_id(&target.api_id)
+                .integration_id(&target.integration_id)
+                .set_next_token(next_token.take());
+            let page = self.call("GetIntegrationResponses", request.send()).await?;
+            all.extend(page.items().iter().map(|item| observed_from!(item)));
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    pub async fn create(&self, target: &Target, desired: &Desired) -> Result<Observed, AwsError> {
+        let request = self
+            .client
+            .create_integration_response()
+            .api_id(&target.api_id)
+            .integration_id(&target.integration_id)
+            .integration_response_key(&desired.key)
+            .set_content_handling_strategy(desired.content_handling.map(content_handling_to_aws))
+            .set_template_selection_expression(desired.template_selection_expression.clone())
+            .set_response_templates(
+                (!desired.response_templates.is_empty())
+                    .then(|| to_hash_map(&desired.response_templates)),
+            )
+            .set_response_parameters(
+                (!desired.response_parameters.is_empty())
+                    .then(|| to_hash_map(&desired.response_parameters)),
+            );
+        let out = self
+            .call("CreateIntegrationResponse", request.send())
+            .await?;
+        Ok(observed_from!(&out))
+    }
+
+    /// Sends only the fields in `changes`. An empty map or string clears that field.
+    pub async fn update(
+        &self,
+        target: &Target,
+        id: &str,
+        changes: &Changes,
+    ) -> Result<Observed, AwsError> {
+        let request = self
+            .client
+            .update_integration_response()
+            .api_id(&target.api_id)
+            .integration_id(&target.integration_id)
+            .integration_response_id(id)
+            .set_integration_response_key(changes.key.clone())
+            .set_content_handling_strategy(changes.content_handling.map(content_handling_to_aws))
+            .set_template_selection_expression(changes.template_selection_expression.clone())
+            .set_response_templates(changes.response_templates.as_ref().map(to_hash_map))
+            .set_response_parameters(changes.response_parameters.as_ref().map(to_hash_map));
+        let out = self
+            .call("UpdateIntegrationResponse", request.send())
+            .await?;
+        Ok(observed_from!(&out))
+    }
+
+    /// Deletes the response. NotFound, of the response or of its integration or API, is success.
+    /// Any other failure is checked by reading the response back: moto answers a delete of a
+    /// missing response with an untyped HTTP 500, where AWS answers 404.
+    pub async fn delete(&self, target: &Target, id: &str) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .delete_integration_response()
+            .api_id(&target.api_id)
+            .integration_id(&target.integration_id)
+            .integration_response_id(id);
+        match self.call("DeleteIntegrationResponse", request.send()).await {
+            Ok(_) => Ok(()),
+            Err(err) if err.is_not_found() => Ok(()),
+            Err(
+                err @ AwsError {
+                    kind: ErrorKind::ServerError,
+                    ..
+                },
+            ) => match self.get(target, id).await {
+                Err(check) if check.is_not_found() => Ok(()),
+                _ => Err(err),
+            },
+            Err(err) => Err(err),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_win_over_status_and_unmodelled_responses_fall_back_to_status() {
+        assert_eq!(
+            classify(Some("NotFoundException"), 404),
+            ErrorKind::NotFound
+        );
+        assert_eq!(
+            classify(Some("ConflictException"), 409),
+            ErrorKind::Conflict
+        );
+        assert_eq!(
+            classify(Some("TooManyRequestsException"), 429),
+            ErrorKind::Throttled
+        );
+        assert_eq!(
+            classify(Some("BadRequestException"), 400),
+            ErrorKind::BadRequest
+        );
+        assert_eq!(
+            classify(Some("AccessDeniedException"), 403),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(
+            classify(Some("ExpiredTokenException"), 400),
+            ErrorKind::AccessDenied
+        );
+        assert_eq!(classify(None, 500), ErrorKind::ServerError);
+        assert_eq!(classify(None, 503), ErrorKind::ServerError);
+        assert_eq!(classify(None, 429), ErrorKind::Throttled);
+        assert_eq!(classify(None, 404), ErrorKind::NotFound);
+        assert_eq!(classify(None, 403), ErrorKind::AccessDenied);
+        assert_eq!(classify(Some("SomethingNew"), 400), ErrorKind::BadRequest);
+    }
+
+    #[test]
+    fn metric_outcomes_are_a_small_fixed_set() {
+        use ErrorKind::*;
+        let outcomes: std::collections::BTreeSet<_> = [
+            NotFound,
+            Conflict,
+            Throttled,
+            BadRequest,
+            AccessDenied,
+            ServerError,
+            Network,
+        ]
+        .into_iter()
+        .map(ErrorKind::outcome)
+        .collect();
+        assert_eq!(
+            outcomes.into_iter().collect::<Vec<_>>(),
+            ["client_error", "not_found", "server_error", "throttled"]
+        );
+    }
+}

@@ -1,0 +1,261 @@
+//! The apply path: find or create the response, then bring it in line with the spec.
+
+use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
+
+use super::status::{StatusWriter, report_failure, set_phase};
+use super::{Context, events};
+use crate::aws::{ErrorKind, IntegrationResponses, Observed};
+use crate::conditions::Phase;
+use crate::crd::{ADOPT_ANNOTATION, IntegrationResponse, IntegrationResponseStatus};
+use crate::failure::Failure;
+use crate::plan::{Desired, Plan, Target, plan};
+use crate::{Error, Result};
+
+pub async fn apply(
+    obj: &IntegrationResponse,
+    ctx: &Context,
+    api: &Api<IntegrationResponse>,
+) -> Result<Action> {
+    let mut writer = StatusWriter::new(api, obj);
+    let mut status = obj.status.clone().unwrap_or_default();
+    let mut run = Run {
+        obj,
+        ctx,
+        writer: &mut writer,
+        status: &mut status,
+    };
+    match run.converge().await {
+        Ok(message) => {
+            set_phase(
+                run.status,
+                &Phase::Ready { message },
+                obj.metadata.generation,
+            );
+            run.writer.write(run.status).await?;
+            Ok(ctx.resync())
+        }
+        Err(Error::Failure(failure)) => {
+            report_failure(ctx, obj, run.writer, run.status, &failure).await?;
+            Err(Error::Failure(failure))
+        }
+        Err(err) => Err(err),
+    }
+}
+
+/// One apply pass over one object. `status` is the status being built; it is written at the
+/// points where losing it could duplicate or leak an AWS resource.
+struct Run<'a, 'w> {
+    obj: &'a IntegrationResponse,
+    ctx: &'a Context,
+    writer: &'a mut StatusWriter<'w>,
+    status: &'a mut IntegrationResponseStatus,
+}
+
+/// How the apply pass came to hold the response it reconciles.
+enum Found {
+    Recorded(Observed),
+    /// The recorded id is gone from AWS (deleted outside Kubernetes).
+    Lost,
+    Missing,
+}
+
+impl Run<'_, '_> {
+    /// Returns the Ready message.
+    async fn converge(&mut self) -> Result<String> {
+        let target = Target::resolve(
+            &self.obj.spec,
+            self.status,
+            self.ctx.settings.default_region.as_deref(),
+        )?;
+        let desired = Desired::from_spec(&self.obj.spec);
+        let aws = self.ctx.aws.for_region(&target.region);
+
+        let found = match self.status.integration_response_id.clone() {
+            None => Found::Missing,
+            Some(id) => match aws.get(&target, &id).await {
+                Ok(observed) => Found::Recorded(observed),
+                Err(err) if err.is_not_found() => Found::Lost,
+                Err(err) => return Err(Failure::from(err).into()),
+            },
+        };
+        let existing = match found {
+            Found::Recorded(observed) => observed,
+            Found::Lost | Found::Missing => {
+                match self.find_by_key(&aws, &target, &desired).await? {
+                    Some(observed) => observed,
+                    None => {
+                        return self
+                            .create(&aws, &target, &desired, matches!(found, Found::Lost))
+                            .await;
+                    }
+                }
+            }
+        };
+
+        match plan(&desired, &existing) {
+            Plan::InSync => Ok(ready_message(&existing.id)),
+            Plan::Update(changes) => {
+                aws.update(&target, &existing.id, &changes)
+                    .await
+                    .map_err(Failure::from)?;
+                let fields = changes.fields().join(", ");
+                // Unchanged generation: nobody edited the spec, so AWS was changed behind our back.
+                if self.obj.status.as_ref().and_then(|s| s.observed_generation)
+                    == self.obj.metadata.generation
+                {
+                    let note = format!(
+                        "Put back {fields} of {}, changed outside Kubernetes",
+                        existing.id
+                    );
+                    events::normal(self.ctx, self.obj, "DriftCorrected", note).await;
+                } else {
+                    let note = format!("Updated {fields} of {}", existing.id);
+                    events::normal(self.ctx, self.obj, "Updated", note).await;
+                }
+                Ok(ready_message(&existing.id))
+            }
+            Plan::Replace => {
+                aws.delete(&target, &existing.id)
+                    .await
+                    .map_err(Failure::from)?;
+                let note = format!(
+                    "Deleted {} to unset contentHandlingStrategy, which AWS cannot update in place; creating it again",
+                    existing.id
+                );
+                events::normal(self.ctx, self.obj, "Replacing", note).await;
+                self.create(&aws, &target, &desired, false).await
+            }
+        }
+    }
+
+    /// With no usable id: a response under the pending key is our own create whose id was never
+    /// recorded (crash, lost reply), so it is taken over. One under the spec's key belongs to
+    /// someone else and is only taken with the adopt annotation.
+    async fn find_by_key(
+        &mut self,
+        aws: &IntegrationResponses,
+        target: &Target,
+        desired: &Desired,
+    ) -> Result<Option<Observed>> {
+        let responses = aws.list(target).await.map_err(Failure::from)?;
+        let by_key = |key: &str| responses.iter().find(|r| r.key == key).cloned();
+        if let Some(found) = self.status.pending_create_key.as_deref().and_then(by_key) {
+            let note = format!(
+                "Took over {} (key {}), created before its id could be recorded",
+                found.id, found.key
+            );
+            self.record_id(target, &found).await?;
+            events::normal(self.ctx, self.obj, "TakenOver", note).await;
+            return Ok(Some(found));
+        }
+        let Some(found) = by_key(&desired.key) else {
+            return Ok(None);
+        };
+        if self
+            .obj
+            .annotations()
+            .get(ADOPT_ANNOTATION)
+            .map(String::as_str)
+            == Some("true")
+        {
+            self.record_id(target, &found).await?;
+            events::normal(
+                self.ctx,
+                self.obj,
+                "Adopted",
+                format!("Adopted existing integration response {}", found.id),
+            )
+            .await;
+            return Ok(Some(found));
+        }
+        self.status.pending_create_key = None;
+        Err(Failure::stalled("AlreadyExists", foreign_message(&found, target)).into())
+    }
+
+    async fn record_id(&mut self, target: &Target, found: &Observed) -> Result<()> {
+        self.status.integration_response_id = Some(found.id.clone());
+        self.status.pending_create_key = None;
+        self.record_target(target);
+        self.writer.write(self.status).await?;
+        Ok(())
+    }
+
+    fn record_target(&mut self, target: &Target) {
+        self.status.region = Some(target.region.clone());
+        self.status.api_id = Some(target.api_id.clone());
+        self.status.integration_id = Some(target.integration_id.clone());
+    }
+
+    /// The pending key is written before the call and the id right after it, so a crash at any
+    /// point leaves enough in status to find the response again instead of making a second one.
+    async fn create(
+        &mut self,
+        aws: &IntegrationResponses,
+        target: &Target,
+        desired: &Desired,
+        recreating: bool,
+    ) -> Result<String> {
+        self.status.integration_response_id = None;
+        self.status.pending_create_key = Some(desired.key.clone());
+        self.record_target(target);
+        let phase = Phase::Progressing {
+            reason: "Creating",
+            message: "Creating the integration response in AWS.".into(),
+        };
+        set_phase(self.status, &phase, self.obj.metadata.generation);
+        self.writer.write(self.status).await?;
+
+        let created = match aws.create(target, desired).await {
+            Ok(created) => created,
+            Err(err) => {
+                // AWS refused the request outright, so nothing was created under that key.
+                if matches!(
+                    err.kind,
+                    ErrorKind::Conflict | ErrorKind::BadRequest | ErrorKind::AccessDenied
+                ) {
+                    self.status.pending_create_key = None;
+                }
+                if err.kind == ErrorKind::Conflict {
+                    let message = format!(
+                        "{} already has an integration response with key {}: {}. Change integrationResponseKey, or delete \
+                         the other response, or set the annotation {ADOPT_ANNOTATION}: \"true\" to take it over.",
+                        target.integration_id, desired.key, err.message
+                    );
+                    return Err(Failure::stalled("AlreadyExists", message).into());
+                }
+                return Err(Failure::from(err).into());
+            }
+        };
+        self.record_id(target, &created).await?;
+        let (reason, note) = if recreating {
+            (
+                "Recreated",
+                format!(
+                    "Created {} again after it was deleted outside Kubernetes",
+                    created.id
+                ),
+            )
+        } else {
+            (
+                "Created",
+                format!("Created integration response {}", created.id),
+            )
+        };
+        events::normal(self.ctx, self.obj, reason, note).await;
+        Ok(ready_message(&created.id))
+    }
+}
+
+fn ready_message(id: &str) -> String {
+    format!("Integration response {id} matches the spec.")
+}
+
+fn foreign_message(found: &Observed, target: &Target) -> String {
+    format!(
+        "Integration {} already has an integration response with key {} (id {}) that this object did not create. \
+         Change integrationResponseKey, delete that response in AWS, or set the annotation {ADOPT_ANNOTATION}: \"true\" \
+         to take it over.",
+        target.integration_id, found.key, found.id
+    )
+}

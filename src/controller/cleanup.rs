@@ -1,0 +1,98 @@
+//! The cleanup path: delete in AWS (unless Retain), then the finalizer goes.
+
+use kube::Api;
+use kube::runtime::controller::Action;
+
+use super::status::{StatusWriter, report_failure};
+use super::{Context, events};
+use crate::crd::{DeletionPolicy, IntegrationResponse, IntegrationResponseStatus};
+use crate::failure::Failure;
+use crate::plan::Target;
+use crate::{Error, Result};
+
+pub async fn cleanup(
+    obj: &IntegrationResponse,
+    ctx: &Context,
+    api: &Api<IntegrationResponse>,
+) -> Result<Action> {
+    let mut status = obj.status.clone().unwrap_or_default();
+    if obj.spec.deletion_policy() == DeletionPolicy::Retain {
+        if let Some(id) = &status.integration_response_id {
+            events::normal(
+                ctx,
+                obj,
+                "Retained",
+                format!("Kept {id} in AWS (deletionPolicy Retain)"),
+            )
+            .await;
+        }
+        return Ok(Action::await_change());
+    }
+    match delete_in_aws(obj, ctx, &status).await {
+        Ok(Some(id)) => {
+            events::normal(
+                ctx,
+                obj,
+                "Deleted",
+                format!("Deleted integration response {id}"),
+            )
+            .await;
+            Ok(Action::await_change())
+        }
+        Ok(None) => Ok(Action::await_change()),
+        // The finalizer stays: the AWS resource must not leak. Setting deletionPolicy: Retain
+        // lets the object go without it.
+        Err(failure) => {
+            let mut writer = StatusWriter::new(api, obj);
+            report_failure(ctx, obj, &mut writer, &mut status, &failure).await?;
+            Err(Error::Failure(failure))
+        }
+    }
+}
+
+/// Returns the id deleted, or `None` when nothing was ever created.
+async fn delete_in_aws(
+    obj: &IntegrationResponse,
+    ctx: &Context,
+    status: &IntegrationResponseStatus,
+) -> Result<Option<String>, Failure> {
+    if status.integration_response_id.is_none() && status.pending_create_key.is_none() {
+        return Ok(None);
+    }
+    // Where it was created, as recorded; the spec is only a fallback.
+    let target = Target {
+        region: match status
+            .region
+            .as_deref()
+            .or(obj.spec.region.as_deref())
+            .or(ctx.settings.default_region.as_deref())
+        {
+            Some(region) => region.to_owned(),
+            None => return Ok(None),
+        },
+        api_id: status
+            .api_id
+            .clone()
+            .unwrap_or_else(|| obj.spec.api_id.clone()),
+        integration_id: status
+            .integration_id
+            .clone()
+            .unwrap_or_else(|| obj.spec.integration_id.clone()),
+    };
+    let aws = ctx.aws.for_region(&target.region);
+    let id = match (&status.integration_response_id, &status.pending_create_key) {
+        (Some(id), _) => id.clone(),
+        // A create was sent but its id never recorded: it may exist under the pending key.
+        (None, Some(key)) => match aws.list(&target).await {
+            Ok(responses) => match responses.into_iter().find(|r| &r.key == key) {
+                Some(found) => found.id,
+                None => return Ok(None),
+            },
+            Err(err) if err.is_not_found() => return Ok(None),
+            Err(err) => return Err(err.into()),
+        },
+        (None, None) => return Ok(None),
+    };
+    aws.delete(&target, &id).await?;
+    Ok(Some(id))
+}

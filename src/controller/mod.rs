@@ -1,0 +1,173 @@
+//! The reconcile loop: a finalizer wraps an apply path and a cleanup path; failures become
+//! conditions, Events and per-object retry delays.
+
+mod apply;
+mod cleanup;
+mod events;
+mod status;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
+use kube::runtime::events::Recorder;
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::{self, ObjectRef};
+use kube::runtime::{WatchStreamExt, watcher};
+use kube::{Api, Client, Resource, ResourceExt};
+use tracing::{Instrument, info_span, warn};
+
+use crate::aws::AwsClients;
+use crate::backoff::{Attempts, Schedule, jittered};
+use crate::crd::{FINALIZER, IntegrationResponse};
+use crate::failure::Failure;
+use crate::metrics::Metrics;
+use crate::{Error, Result};
+
+/// Operator-wide settings the reconciler needs.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    pub default_region: Option<String>,
+    pub resync_period: Duration,
+}
+
+/// Shared by every reconcile.
+pub struct Context {
+    pub client: Client,
+    pub aws: AwsClients,
+    pub recorder: Recorder,
+    pub settings: Settings,
+    pub metrics: Arc<Metrics>,
+    attempts: Attempts<ObjectRef<IntegrationResponse>>,
+}
+
+impl Context {
+    pub fn new(
+        client: Client,
+        aws: AwsClients,
+        recorder: Recorder,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
+        Self {
+            client,
+            aws,
+            recorder,
+            settings,
+            metrics,
+            attempts: Attempts::default(),
+        }
+    }
+
+    /// When to look again after a success: the resync period, spread by jitter.
+    fn resync(&self) -> Action {
+        Action::requeue(jittered(self.settings.resync_period, rand::random()))
+    }
+}
+
+/// Which objects one operator process watches.
+#[derive(Clone, Debug, Default)]
+pub struct WatchScope {
+    /// Empty means every namespace.
+    pub namespaces: Vec<String>,
+    pub label_selector: Option<String>,
+}
+
+pub async fn reconcile(obj: Arc<IntegrationResponse>, ctx: Arc<Context>) -> Result<Action> {
+    let started = Instant::now();
+    let key = ObjectRef::from_obj(&*obj);
+    let namespace = obj.namespace().unwrap_or_default();
+    let span = info_span!(
+        "reconcile",
+        namespace = %namespace,
+        name = %obj.name_any(),
+        generation = obj.meta().generation,
+        id = obj.status.as_ref().and_then(|s| s.integration_response_id.as_deref()),
+    );
+    let api: Api<IntegrationResponse> = Api::namespaced(ctx.client.clone(), &namespace);
+    let result = finalizer(&api, FINALIZER, obj, |event| async {
+        match event {
+            FinalizerEvent::Apply(obj) => apply::apply(&obj, &ctx, &api).await,
+            FinalizerEvent::Cleanup(obj) => cleanup::cleanup(&obj, &ctx, &api).await,
+        }
+    })
+    .instrument(span)
+    .await
+    .map_err(|err| Error::Finalizer(Box::new(err)));
+    let category = match &result {
+        Ok(_) => "ok",
+        Err(err) => err.category(),
+    };
+    ctx.metrics.observe_reconcile(category, started.elapsed());
+    if result.is_ok() {
+        ctx.attempts.reset(&key);
+    }
+    result
+}
+
+/// How long to wait after a failed reconcile. Stalled objects are not retried hot: a spec
+/// change triggers a reconcile anyway, and otherwise they are looked at once per resync.
+pub fn error_policy(obj: Arc<IntegrationResponse>, err: &Error, ctx: Arc<Context>) -> Action {
+    let attempt = ctx.attempts.record_failure(&ObjectRef::from_obj(&*obj));
+    let jitter = rand::random();
+    let delay = match err.failure() {
+        Some(Failure::Stalled { .. }) => jittered(ctx.settings.resync_period, jitter),
+        Some(Failure::DependencyNotFound { .. }) => Schedule::DEPENDENCY.delay(attempt, jitter),
+        Some(Failure::Transient { .. }) | None => Schedule::TRANSIENT.delay(attempt, jitter),
+    };
+    warn!(name = %obj.name_any(), namespace = obj.namespace().as_deref(), error = %err, retry_in = ?delay, "reconcile failed");
+    Action::requeue(delay)
+}
+
+/// Runs the controller until SIGTERM or Ctrl-C, then lets in-flight reconciles finish.
+/// `on_synced` is called once every watch has listed its objects.
+pub async fn run(
+    ctx: Arc<Context>,
+    scope: WatchScope,
+    concurrency: u16,
+    on_synced: impl Fn() + Send + 'static,
+) {
+    let mut watcher_config = watcher::Config::default().any_semantic();
+    if let Some(selector) = &scope.label_selector {
+        watcher_config = watcher_config.labels(selector);
+    }
+    let apis: Vec<Api<IntegrationResponse>> = if scope.namespaces.is_empty() {
+        vec![Api::all(ctx.client.clone())]
+    } else {
+        scope
+            .namespaces
+            .iter()
+            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
+            .collect()
+    };
+    let mut readers = Vec::new();
+    // One controller per namespace: a store can only be fed by one watcher.
+    let controllers: Vec<_> = apis
+        .into_iter()
+        .map(|api| {
+            let (reader, writer) = reflector::store();
+            readers.push(reader.clone());
+            let stream = watcher(api, watcher_config.clone())
+                .default_backoff()
+                // Managed fields are the bulk of an object and reconcile never reads them.
+                .modify(|obj: &mut IntegrationResponse| obj.managed_fields_mut().clear())
+                .reflect(writer)
+                .applied_objects();
+            Controller::for_stream(stream, reader)
+                .with_config(ControllerConfig::default().concurrency(concurrency))
+                .shutdown_on_signal()
+                .run(reconcile, error_policy, ctx.clone())
+                .for_each(|_| futures::future::ready(()))
+        })
+        .collect();
+    tokio::spawn(async move {
+        for reader in readers {
+            if reader.wait_until_ready().await.is_err() {
+                return;
+            }
+        }
+        on_synced();
+    });
+    futures::future::join_all(controllers).await;
+}

@@ -1,0 +1,87 @@
+//! Writing `status` with server-side apply, only when it changed.
+
+use k8s_openapi::jiff::{Timestamp, Unit};
+use kube::api::{Patch, PatchParams};
+use kube::{Api, ResourceExt};
+use serde_json::json;
+
+use super::{Context, events};
+use crate::conditions::{self, Phase};
+use crate::crd::{FIELD_MANAGER, IntegrationResponse, IntegrationResponseStatus};
+use crate::failure::Failure;
+
+/// Applies status for one object; remembers what it last wrote so an unchanged status is never
+/// written twice (a steady object costs no API server writes).
+pub struct StatusWriter<'a> {
+    api: &'a Api<IntegrationResponse>,
+    name: String,
+    last: IntegrationResponseStatus,
+}
+
+impl<'a> StatusWriter<'a> {
+    pub fn new(api: &'a Api<IntegrationResponse>, obj: &IntegrationResponse) -> Self {
+        Self {
+            api,
+            name: obj.name_any(),
+            last: obj.status.clone().unwrap_or_default(),
+        }
+    }
+
+    pub async fn write(&mut self, status: &IntegrationResponseStatus) -> Result<(), kube::Error> {
+        if &self.last == status {
+            return Ok(());
+        }
+        // We own every status field, so fields left out of the apply are removed.
+        let patch = json!({
+            "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1",
+            "kind": "IntegrationResponse",
+            "status": status,
+        });
+        self.api
+            .patch_status(
+                &self.name,
+                &PatchParams::apply(FIELD_MANAGER).force(),
+                &Patch::Apply(patch),
+            )
+            .await?;
+        self.last = status.clone();
+        Ok(())
+    }
+}
+
+pub fn set_phase(status: &mut IntegrationResponseStatus, phase: &Phase, generation: Option<i64>) {
+    let now = Timestamp::now()
+        .round(Unit::Second)
+        .unwrap_or_else(|_| Timestamp::now())
+        .to_string();
+    status.observed_generation = generation;
+    status.conditions = conditions::next(&status.conditions, phase, generation, &now);
+}
+
+/// Records a failure in the conditions and, when its reason is new, as a Warning Event.
+/// A transient failure of an object that is Ready at this generation (a throttled resync read,
+/// say) changes nothing visible: flapping Ready would page people and unsettle Argo CD.
+pub async fn report_failure(
+    ctx: &Context,
+    obj: &IntegrationResponse,
+    writer: &mut StatusWriter<'_>,
+    status: &mut IntegrationResponseStatus,
+    failure: &Failure,
+) -> Result<(), kube::Error> {
+    let generation = obj.metadata.generation;
+    let before = obj.status.clone().unwrap_or_default();
+    let ready_now = conditions::is_true(&before.conditions, conditions::READY)
+        && before.observed_generation == generation;
+    if matches!(failure, Failure::Transient { .. }) && ready_now {
+        return writer.write(status).await;
+    }
+    set_phase(status, &Phase::from_failure(failure), generation);
+    writer.write(status).await?;
+    let previous_reason = before
+        .condition(conditions::READY)
+        .map(|c| c.reason.as_str());
+    if previous_reason != Some(failure.reason()) {
+        events::warning(ctx, obj, failure.reason(), failure.message().to_owned()).await;
+    }
+    Ok(())
+}

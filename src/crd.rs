@@ -1,0 +1,221 @@
+//! The `IntegrationResponse` custom resource: spec, status and condition helpers.
+//!
+//! The CRD YAML in `crds/` is generated from these types (`cargo run --bin crdgen`), so the
+//! doc comments here are what `kubectl explain` shows.
+
+use std::collections::BTreeMap;
+
+use kube::{CustomResource, KubeSchema};
+use schemars::{JsonSchema, Schema, SchemaGenerator, json_schema};
+use serde::{Deserialize, Serialize};
+
+pub const GROUP: &str = "apigatewayv2.aws.operator.rs";
+pub const FINALIZER: &str = "apigatewayv2.aws.operator.rs/finalizer";
+/// Opt-in annotation that lets the operator take over a response it did not create.
+pub const ADOPT_ANNOTATION: &str = "apigatewayv2.aws.operator.rs/adopt";
+pub const FIELD_MANAGER: &str = "integration-response-operator";
+
+/// Response templates may be up to 32 KiB each (API Gateway's documented limit).
+const MAX_TEMPLATE_BYTES: u32 = 32 * 1024;
+
+/// An API Gateway V2 integration response on a WebSocket API's non-proxy integration.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "apigatewayv2.aws.operator.rs",
+    version = "v1alpha1",
+    kind = "IntegrationResponse",
+    plural = "integrationresponses",
+    singular = "integrationresponse",
+    shortname = "apigwir",
+    namespaced,
+    doc = "An AWS API Gateway V2 integration response, kept in line with this object by integration-response-operator.",
+    status = "IntegrationResponseStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].reason"}"#,
+    printcolumn = r#"{"name":"Integration Response Id","type":"string","jsonPath":".status.integrationResponseId"}"#,
+    printcolumn = r#"{"name":"Key","type":"string","jsonPath":".spec.integrationResponseKey"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[x_kube(validation = Rule::new("!has(oldSelf.region) || has(self.region)").message("region cannot be removed once set"))]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationResponseSpec {
+    /// AWS region of the API, e.g. us-east-1. Defaults to the operator's default region
+    /// (--default-region / AWS_REGION). Immutable once set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 32))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("region is immutable; create a new IntegrationResponse to use another region"))]
+    #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("region must be an AWS region name such as us-east-1"))]
+    pub region: Option<String>,
+
+    /// Id of the WebSocket API that holds the integration. Immutable.
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("apiId is immutable; create a new IntegrationResponse to move it to another API"))]
+    pub api_id: String,
+
+    /// Id of the non-proxy integration the response belongs to. Immutable.
+    #[schemars(length(min = 1, max = 64))]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("integrationId is immutable; create a new IntegrationResponse to move it to another integration"))]
+    pub integration_id: String,
+
+    /// Which integration responses this applies to: `$default`, or a regular expression wrapped
+    /// in slashes that is matched against the backend's status code, e.g. `/4\d\d/`.
+    #[schemars(length(min = 1, max = 512))]
+    #[x_kube(validation = Rule::new("self == '$default' || (self.size() > 2 && self.startsWith('/') && self.endsWith('/'))").message("integrationResponseKey must be $default or a regular expression wrapped in slashes, such as /4\\d\\d/"))]
+    pub integration_response_key: String,
+
+    /// How to convert the response payload: CONVERT_TO_BINARY or CONVERT_TO_TEXT.
+    /// Leave it out to pass the payload through unchanged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "content_handling_schema")]
+    pub content_handling_strategy: Option<ContentHandlingStrategy>,
+
+    /// Selection expression that picks one of responseTemplates, e.g. `$integration.response.statuscode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub template_selection_expression: Option<String>,
+
+    /// Response templates keyed by template selection value (often a content type). Each value is
+    /// a mapping template of at most 32 KiB.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "response_templates_schema")]
+    pub response_templates: Option<BTreeMap<String, String>>,
+
+    /// Response parameters to pass to the client, keyed by destination
+    /// (e.g. `method.response.header.X-Request-Id`), valued by source expression.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "response_parameters_schema")]
+    pub response_parameters: Option<BTreeMap<String, String>>,
+
+    /// What happens in AWS when this object is deleted: Delete (the default) removes the
+    /// integration response, Retain keeps it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "deletion_policy_schema")]
+    pub deletion_policy: Option<DeletionPolicy>,
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+pub enum ContentHandlingStrategy {
+    #[serde(rename = "CONVERT_TO_BINARY")]
+    ConvertToBinary,
+    #[serde(rename = "CONVERT_TO_TEXT")]
+    ConvertToText,
+}
+
+impl ContentHandlingStrategy {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ConvertToBinary => "CONVERT_TO_BINARY",
+            Self::ConvertToText => "CONVERT_TO_TEXT",
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum DeletionPolicy {
+    #[default]
+    Delete,
+    Retain,
+}
+
+// Optional enums get a hand-written schema: the derived one carries a `null` member, which the
+// API server then lists among the allowed values in its error messages.
+fn content_handling_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["CONVERT_TO_BINARY", "CONVERT_TO_TEXT"]})
+}
+
+fn deletion_policy_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["Delete", "Retain"]})
+}
+
+fn response_templates_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "maxProperties": 64,
+        "additionalProperties": {"type": "string", "maxLength": MAX_TEMPLATE_BYTES},
+    })
+}
+
+fn response_parameters_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({
+        "type": "object",
+        "maxProperties": 64,
+        "additionalProperties": {"type": "string", "maxLength": 1024},
+    })
+}
+
+/// What the operator has observed and done. Written only by the operator (server-side apply).
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationResponseStatus {
+    /// The AWS IntegrationResponseId, present as soon as the response exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_response_id: Option<String>,
+    /// Region the response lives in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// API the response was created under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub api_id: Option<String>,
+    /// Integration the response was created under.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub integration_id: Option<String>,
+    /// Set just before CreateIntegrationResponse is sent, to the key being created; cleared once
+    /// the id is recorded. After a crash it tells the operator to look the response up by this
+    /// key instead of creating a second one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create_key: Option<String>,
+    /// The metadata.generation that the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready, Reconciling and Stalled, as kstatus expects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+/// One kstatus-compatible condition.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Condition {
+    /// Ready, Reconciling or Stalled.
+    #[serde(rename = "type")]
+    pub type_: String,
+    /// "True", "False" or "Unknown".
+    pub status: String,
+    /// One CamelCase word saying why.
+    pub reason: String,
+    /// What is wrong and what to do about it.
+    pub message: String,
+    /// The generation this condition was computed for.
+    pub observed_generation: Option<i64>,
+    /// When status last changed (RFC 3339).
+    pub last_transition_time: String,
+}
+
+fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
+    let item = generator.subschema_for::<Condition>();
+    json_schema!({
+        "type": "array",
+        "items": item,
+        "x-kubernetes-list-type": "map",
+        "x-kubernetes-list-map-keys": ["type"],
+    })
+}
+
+impl IntegrationResponseSpec {
+    pub fn deletion_policy(&self) -> DeletionPolicy {
+        self.deletion_policy.unwrap_or_default()
+    }
+}
+
+impl IntegrationResponseStatus {
+    pub fn condition(&self, type_: &str) -> Option<&Condition> {
+        self.conditions.iter().find(|c| c.type_ == type_)
+    }
+}
+
+/// The CRD as YAML, exactly as committed in `crds/`.
+pub fn crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    serde_saphyr::to_string(&IntegrationResponse::crd()).expect("the CRD serialises to YAML")
+}

@@ -1,0 +1,174 @@
+//! Why a reconcile could not finish, and how soon trying again can help.
+
+use std::fmt;
+
+use crate::aws::{AwsError, ErrorKind};
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Failure {
+    /// Retrying cannot help until the spec or AWS changes (kstatus `Stalled`).
+    Stalled {
+        reason: &'static str,
+        message: String,
+    },
+    /// The API or integration does not exist (yet); another tool may still create it.
+    DependencyNotFound { message: String },
+    /// Throttling, AWS server errors, timeouts: retry with backoff.
+    Transient {
+        reason: &'static str,
+        message: String,
+    },
+}
+
+impl Failure {
+    pub fn stalled(reason: &'static str, message: impl Into<String>) -> Self {
+        Self::Stalled {
+            reason,
+            message: message.into(),
+        }
+    }
+
+    /// Classifies an AWS error where NotFound means a parent (API or integration) is missing.
+    pub fn from_aws(err: AwsError) -> Self {
+        let message = err.message.clone();
+        match err.kind {
+            ErrorKind::NotFound => Self::DependencyNotFound {
+                message: format!(
+                    "{}: the API or integration was not found ({message}); will retry until it exists.",
+                    err.operation
+                ),
+            },
+            ErrorKind::Conflict => {
+                Self::stalled("AlreadyExists", format!("{}: {message}", err.operation))
+            }
+            ErrorKind::BadRequest => Self::stalled(
+                "BadRequest",
+                format!(
+                    "AWS refused {}: {message}. Fix the spec; the operator retries when it changes.",
+                    err.operation
+                ),
+            ),
+            ErrorKind::AccessDenied => Self::stalled(
+                "AccessDenied",
+                format!(
+                    "AWS refused {}: {message}. Grant the operator's IAM role access; it retries periodically.",
+                    err.operation
+                ),
+            ),
+            ErrorKind::Throttled => Self::Transient {
+                reason: "Throttled",
+                message: format!("AWS throttled {}; retrying with backoff.", err.operation),
+            },
+            ErrorKind::ServerError => Self::Transient {
+                reason: "AwsServerError",
+                message: format!(
+                    "AWS failed {}: {message}; retrying with backoff.",
+                    err.operation
+                ),
+            },
+            ErrorKind::Network => Self::Transient {
+                reason: "AwsUnreachable",
+                message: format!(
+                    "{} did not complete: {message}; retrying with backoff.",
+                    err.operation
+                ),
+            },
+        }
+    }
+
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::Stalled { reason, .. } | Self::Transient { reason, .. } => reason,
+            Self::DependencyNotFound { .. } => "DependencyNotFound",
+        }
+    }
+
+    pub fn message(&self) -> &str {
+        match self {
+            Self::Stalled { message, .. }
+            | Self::Transient { message, .. }
+            | Self::DependencyNotFound { message } => message,
+        }
+    }
+
+    pub fn is_stalled(&self) -> bool {
+        matches!(self, Self::Stalled { .. })
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.reason(), self.message())
+    }
+}
+
+impl std::error::Error for Failure {}
+
+impl From<AwsError> for Failure {
+    fn from(err: AwsError) -> Self {
+        Self::from_aws(err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn aws(kind: ErrorKind, message: &str) -> AwsError {
+        AwsError {
+            kind,
+            operation: "CreateIntegrationResponse",
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    #[test]
+    fn client_errors_stall_with_the_aws_message() {
+        let failure = Failure::from(aws(
+            ErrorKind::BadRequest,
+            "BadRequestException: Invalid key",
+        ));
+        assert!(failure.is_stalled());
+        assert_eq!(failure.reason(), "BadRequest");
+        assert!(
+            failure
+                .message()
+                .contains("BadRequestException: Invalid key")
+        );
+
+        let failure = Failure::from(aws(
+            ErrorKind::AccessDenied,
+            "AccessDeniedException: not allowed",
+        ));
+        assert_eq!(failure.reason(), "AccessDenied");
+        assert!(failure.message().contains("not allowed"));
+
+        let failure = Failure::from(aws(ErrorKind::Conflict, "ConflictException: exists"));
+        assert_eq!(failure.reason(), "AlreadyExists");
+        assert!(failure.is_stalled());
+    }
+
+    #[test]
+    fn retryable_errors_are_transient() {
+        for (kind, reason) in [
+            (ErrorKind::Throttled, "Throttled"),
+            (ErrorKind::ServerError, "AwsServerError"),
+            (ErrorKind::Network, "AwsUnreachable"),
+        ] {
+            let failure = Failure::from(aws(kind, "x"));
+            assert!(matches!(failure, Failure::Transient { .. }), "{kind:?}");
+            assert_eq!(failure.reason(), reason);
+        }
+    }
+
+    #[test]
+    fn missing_parent_is_a_dependency_failure() {
+        let failure = Failure::from(aws(
+            ErrorKind::NotFound,
+            "NotFoundException: Invalid Integration identifier",
+        ));
+        assert_eq!(failure.reason(), "DependencyNotFound");
+        assert!(!failure.is_stalled());
+    }
+}

@@ -1,0 +1,61 @@
+#![forbid(unsafe_code)]
+//! Kubernetes operator for AWS API Gateway V2 integration responses.
+//!
+//! `crd` defines the resource; `plan`, `conditions`, `failure` and `backoff` are pure decision
+//! code; `aws` and `pacing` talk to AWS; `controller` ties them into a reconcile loop; `cli`,
+//! `telemetry`, `admin`, `metrics` and `runtime` run the process.
+
+pub mod admin;
+pub mod aws;
+pub mod backoff;
+pub mod cli;
+pub mod conditions;
+pub mod controller;
+pub mod crd;
+pub mod failure;
+pub mod metrics;
+pub mod pacing;
+pub mod plan;
+pub mod runtime;
+pub mod telemetry;
+
+use failure::Failure;
+use kube::runtime::finalizer;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Failure(#[from] Failure),
+    #[error("Kubernetes API request failed: {0}")]
+    Kube(#[from] kube::Error),
+    #[error(transparent)]
+    Finalizer(Box<finalizer::Error<Error>>),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl Error {
+    /// The AWS-side failure behind this error, if it is one.
+    pub fn failure(&self) -> Option<&Failure> {
+        match self {
+            Self::Failure(failure) => Some(failure),
+            Self::Finalizer(inner) => match inner.as_ref() {
+                finalizer::Error::ApplyFailed(err) | finalizer::Error::CleanupFailed(err) => {
+                    err.failure()
+                }
+                _ => None,
+            },
+            Self::Kube(_) => None,
+        }
+    }
+
+    /// A stable, low-cardinality label for metrics.
+    pub fn category(&self) -> &'static str {
+        match self.failure() {
+            Some(Failure::Stalled { .. }) => "stalled",
+            Some(Failure::DependencyNotFound { .. }) => "dependency_not_found",
+            Some(Failure::Transient { .. }) => "transient",
+            None => "kube_error",
+        }
+    }
+}

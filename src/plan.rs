@@ -1,0 +1,354 @@
+//! Pure decisions: where the response lives, what it should look like, and what must change.
+//! No I/O here, so every rule is tested with plain values.
+
+use std::collections::BTreeMap;
+
+use crate::aws::Observed;
+use crate::crd::{ContentHandlingStrategy, IntegrationResponseSpec, IntegrationResponseStatus};
+use crate::failure::Failure;
+
+/// The integration an object's response lives on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Target {
+    pub region: String,
+    pub api_id: String,
+    pub integration_id: String,
+}
+
+impl Target {
+    /// Region: the spec's, else the one recorded in status when the response was made (so a
+    /// change of the operator's default region never moves an existing response), else the
+    /// operator's default. Once something may exist in AWS, the spec may not point elsewhere.
+    pub fn resolve(
+        spec: &IntegrationResponseSpec,
+        status: &IntegrationResponseStatus,
+        default_region: Option<&str>,
+    ) -> Result<Self, Failure> {
+        let region = spec
+            .region
+            .as_deref()
+            .or(status.region.as_deref())
+            .or(default_region)
+            .ok_or_else(|| Failure::stalled(
+                "RegionMissing",
+                "No AWS region: set spec.region, or start the operator with --default-region (AWS_REGION).",
+            ))?;
+        let target = Self {
+            region: region.to_owned(),
+            api_id: spec.api_id.clone(),
+            integration_id: spec.integration_id.clone(),
+        };
+        if status.integration_response_id.is_some() || status.pending_create_key.is_some() {
+            let recorded = [
+                ("region", status.region.as_deref(), &target.region),
+                ("apiId", status.api_id.as_deref(), &target.api_id),
+                (
+                    "integrationId",
+                    status.integration_id.as_deref(),
+                    &target.integration_id,
+                ),
+            ];
+            for (field, was, now) in recorded {
+                if let Some(was) = was.filter(|was| *was != now.as_str()) {
+                    return Err(Failure::stalled(
+                        "ImmutableFieldChanged",
+                        format!(
+                            "spec.{field} changed from {was} to {now} after the integration response was created; \
+                             set it back, or create a new IntegrationResponse instead."
+                        ),
+                    ));
+                }
+            }
+        }
+        Ok(target)
+    }
+}
+
+/// The response as the spec wants it, normalised like [`Observed`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Desired {
+    pub key: String,
+    pub content_handling: Option<ContentHandlingStrategy>,
+    pub template_selection_expression: Option<String>,
+    pub response_templates: BTreeMap<String, String>,
+    pub response_parameters: BTreeMap<String, String>,
+}
+
+impl Desired {
+    pub fn from_spec(spec: &IntegrationResponseSpec) -> Self {
+        Self {
+            key: spec.integration_response_key.clone(),
+            content_handling: spec.content_handling_strategy,
+            template_selection_expression: spec
+                .template_selection_expression
+                .clone()
+                .filter(|s| !s.is_empty()),
+            response_templates: spec.response_templates.clone().unwrap_or_default(),
+            response_parameters: spec.response_parameters.clone().unwrap_or_default(),
+        }
+    }
+}
+
+/// Fields of an UpdateIntegrationResponse call; `None` leaves a field alone.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Changes {
+    pub key: Option<String>,
+    pub content_handling: Option<ContentHandlingStrategy>,
+    /// `Some("")` clears the expression.
+    pub template_selection_expression: Option<String>,
+    /// `Some(empty)` clears the map.
+    pub response_templates: Option<BTreeMap<String, String>>,
+    pub response_parameters: Option<BTreeMap<String, String>>,
+}
+
+impl Changes {
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
+    /// Spec field names, for events and logs.
+    pub fn fields(&self) -> Vec<&'static str> {
+        let set = [
+            ("integrationResponseKey", self.key.is_some()),
+            ("contentHandlingStrategy", self.content_handling.is_some()),
+            (
+                "templateSelectionExpression",
+                self.template_selection_expression.is_some(),
+            ),
+            ("responseTemplates", self.response_templates.is_some()),
+            ("responseParameters", self.response_parameters.is_some()),
+        ];
+        set.into_iter()
+            .filter_map(|(name, changed)| changed.then_some(name))
+            .collect()
+    }
+}
+
+/// How to bring an existing response in line with the spec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Plan {
+    InSync,
+    Update(Changes),
+    /// UpdateIntegrationResponse cannot unset contentHandlingStrategy (there is no
+    /// "pass-through" value to send), so the response is deleted and created again.
+    Replace,
+}
+
+pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    if desired.content_handling.is_none() && observed.content_handling.is_some() {
+        return Plan::Replace;
+    }
+    let changes = Changes {
+        key: (desired.key != observed.key).then(|| desired.key.clone()),
+        content_handling: desired
+            .content_handling
+            .filter(|want| Some(*want) != observed.content_handling),
+        template_selection_expression: (desired.template_selection_expression
+            != observed.template_selection_expression)
+            .then(|| {
+                desired
+                    .template_selection_expression
+                    .clone()
+                    .unwrap_or_default()
+            }),
+        response_templates: (desired.response_templates != observed.response_templates)
+            .then(|| desired.response_templates.clone()),
+        response_parameters: (desired.response_parameters != observed.response_parameters)
+            .then(|| desired.response_parameters.clone()),
+    };
+    if changes.is_empty() {
+        Plan::InSync
+    } else {
+        Plan::Update(changes)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> IntegrationResponseSpec {
+        serde_json::from_value(serde_json::json!({
+            "apiId": "api1",
+            "integrationId": "int1",
+            "integrationResponseKey": "/4\\d\\d/",
+            "templateSelectionExpression": "$integration.response.statuscode",
+            "responseTemplates": {"application/json": "{\"error\": true}"},
+            "responseParameters": {"method.response.header.X-Err": "'yes'"},
+        }))
+        .unwrap()
+    }
+
+    fn observed_like(desired: &Desired) -> Observed {
+        Observed {
+            id: "irid".into(),
+            key: desired.key.clone(),
+            content_handling: desired.content_handling,
+            template_selection_expression: desired.template_selection_expression.clone(),
+            response_templates: desired.response_templates.clone(),
+            response_parameters: desired.response_parameters.clone(),
+        }
+    }
+
+    #[test]
+    fn spec_maps_to_the_aws_request_fields() {
+        let desired = Desired::from_spec(&spec());
+        assert_eq!(desired.key, "/4\\d\\d/");
+        assert_eq!(
+            desired.template_selection_expression.as_deref(),
+            Some("$integration.response.statuscode")
+        );
+        assert_eq!(
+            desired.response_templates["application/json"],
+            "{\"error\": true}"
+        );
+        assert_eq!(
+            desired.response_parameters["method.response.header.X-Err"],
+            "'yes'"
+        );
+        assert_eq!(desired.content_handling, None);
+    }
+
+    #[test]
+    fn identical_state_needs_nothing() {
+        let desired = Desired::from_spec(&spec());
+        assert_eq!(plan(&desired, &observed_like(&desired)), Plan::InSync);
+    }
+
+    #[test]
+    fn only_changed_fields_are_sent() {
+        let desired = Desired::from_spec(&spec());
+        let mut observed = observed_like(&desired);
+        observed
+            .response_templates
+            .insert("application/json".into(), "drifted".into());
+        let Plan::Update(changes) = plan(&desired, &observed) else {
+            panic!("expected an update")
+        };
+        assert_eq!(changes.fields(), ["responseTemplates"]);
+        assert_eq!(
+            changes.response_templates.as_ref(),
+            Some(&desired.response_templates)
+        );
+        assert_eq!(changes.key, None);
+        assert_eq!(changes.response_parameters, None);
+    }
+
+    #[test]
+    fn key_change_is_an_update() {
+        let desired = Desired::from_spec(&spec());
+        let mut observed = observed_like(&desired);
+        observed.key = "$default".into();
+        let Plan::Update(changes) = plan(&desired, &observed) else {
+            panic!("expected an update")
+        };
+        assert_eq!(changes.fields(), ["integrationResponseKey"]);
+        assert_eq!(changes.key.as_deref(), Some("/4\\d\\d/"));
+    }
+
+    #[test]
+    fn fields_removed_from_the_spec_are_cleared_in_aws() {
+        let mut spec = spec();
+        spec.response_parameters = None;
+        spec.template_selection_expression = None;
+        let desired = Desired::from_spec(&spec);
+        let mut observed = observed_like(&desired);
+        observed
+            .response_parameters
+            .insert("method.response.header.Old".into(), "'x'".into());
+        observed.template_selection_expression = Some("$request.body.action".into());
+        let Plan::Update(changes) = plan(&desired, &observed) else {
+            panic!("expected an update")
+        };
+        assert_eq!(
+            changes.fields(),
+            ["templateSelectionExpression", "responseParameters"]
+        );
+        assert_eq!(changes.response_parameters, Some(BTreeMap::new()));
+        assert_eq!(changes.template_selection_expression.as_deref(), Some(""));
+    }
+
+    #[test]
+    fn content_handling_set_is_an_update_and_unset_is_a_replace() {
+        let mut spec = spec();
+        spec.content_handling_strategy = Some(ContentHandlingStrategy::ConvertToText);
+        let desired = Desired::from_spec(&spec);
+        let mut observed = observed_like(&desired);
+        observed.content_handling = Some(ContentHandlingStrategy::ConvertToBinary);
+        let Plan::Update(changes) = plan(&desired, &observed) else {
+            panic!("expected an update")
+        };
+        assert_eq!(
+            changes.content_handling,
+            Some(ContentHandlingStrategy::ConvertToText)
+        );
+        assert_eq!(changes.fields(), ["contentHandlingStrategy"]);
+
+        spec.content_handling_strategy = None;
+        assert_eq!(plan(&Desired::from_spec(&spec), &observed), Plan::Replace);
+    }
+
+    #[test]
+    fn empty_values_in_the_spec_equal_absent_ones_in_aws() {
+        let mut spec = spec();
+        spec.response_templates = Some(BTreeMap::new());
+        spec.template_selection_expression = Some(String::new());
+        let desired = Desired::from_spec(&spec);
+        let mut observed = observed_like(&desired);
+        observed.response_templates.clear();
+        observed.template_selection_expression = None;
+        assert_eq!(plan(&desired, &observed), Plan::InSync);
+    }
+
+    #[test]
+    fn region_comes_from_spec_then_status_then_default() {
+        let mut spec = spec();
+        let mut status = IntegrationResponseStatus::default();
+        assert_eq!(
+            Target::resolve(&spec, &status, Some("eu-west-1"))
+                .unwrap()
+                .region,
+            "eu-west-1"
+        );
+        status.region = Some("us-east-2".into());
+        assert_eq!(
+            Target::resolve(&spec, &status, Some("eu-west-1"))
+                .unwrap()
+                .region,
+            "us-east-2"
+        );
+        spec.region = Some("us-east-2".into());
+        assert_eq!(
+            Target::resolve(&spec, &status, None).unwrap().region,
+            "us-east-2"
+        );
+    }
+
+    #[test]
+    fn no_region_anywhere_stalls() {
+        let failure =
+            Target::resolve(&spec(), &IntegrationResponseStatus::default(), None).unwrap_err();
+        assert!(failure.is_stalled());
+        assert_eq!(failure.reason(), "RegionMissing");
+    }
+
+    #[test]
+    fn moving_an_existing_response_stalls() {
+        let status = IntegrationResponseStatus {
+            integration_response_id: Some("irid".into()),
+            region: Some("us-east-1".into()),
+            api_id: Some("api0".into()),
+            integration_id: Some("int1".into()),
+            ..Default::default()
+        };
+        let failure = Target::resolve(&spec(), &status, None).unwrap_err();
+        assert_eq!(failure.reason(), "ImmutableFieldChanged");
+        assert!(
+            failure
+                .message()
+                .contains("spec.apiId changed from api0 to api1"),
+            "{}",
+            failure.message()
+        );
+    }
+}
