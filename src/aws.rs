@@ -199,7 +199,7 @@ pub struct AwsClients {
 }
 
 enum ClientSource {
-    Config(aws_config::SdkConfig),
+    Config(Box<aws_config::SdkConfig>),
     /// Tests hand in one prepared client for every region.
     Fixed(Client),
 }
@@ -220,7 +220,7 @@ impl AwsClients {
             )
             .load()
             .await;
-        Self::new(ClientSource::Config(config), pacer, metrics)
+        Self::new(ClientSource::Config(Box::new(config)), pacer, metrics)
     }
 
     pub fn fixed(client: Client, pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
@@ -253,7 +253,7 @@ impl AwsClients {
             return client.clone();
         }
         let client = Client::from_conf(
-            aws_sdk_apigatewayv2::config::Builder::from(config)
+            aws_sdk_apigatewayv2::config::Builder::from(config.as_ref())
                 .region(Region::new(region.to_owned()))
                 .build(),
         );
