@@ -79,6 +79,9 @@ impl Run<'_, '_> {
                 Err(err) => return Err(Failure::from(err).into()),
             },
         };
+        // Only a response this object already held can have drifted; one just found by key is
+        // simply brought in line.
+        let recorded = matches!(found, Found::Recorded(_));
         let existing = match found {
             Found::Recorded(observed) => observed,
             Found::Lost | Found::Missing => {
@@ -101,9 +104,9 @@ impl Run<'_, '_> {
                     .map_err(Failure::from)?;
                 let fields = changes.fields().join(", ");
                 // Unchanged generation: nobody edited the spec, so AWS was changed behind our back.
-                if self.obj.status.as_ref().and_then(|s| s.observed_generation)
-                    == self.obj.metadata.generation
-                {
+                let spec_unchanged = self.obj.status.as_ref().and_then(|s| s.observed_generation)
+                    == self.obj.metadata.generation;
+                if recorded && spec_unchanged {
                     let note = format!(
                         "Put back {fields} of {}, changed outside Kubernetes",
                         existing.id
@@ -145,7 +148,7 @@ impl Run<'_, '_> {
                 "Took over {} (key {}), created before its id could be recorded",
                 found.id, found.key
             );
-            self.record_id(target, &found).await?;
+            self.record_id(target, &found);
             events::normal(self.ctx, self.obj, "TakenOver", note).await;
             return Ok(Some(found));
         }
@@ -159,7 +162,7 @@ impl Run<'_, '_> {
             .map(String::as_str)
             == Some("true")
         {
-            self.record_id(target, &found).await?;
+            self.record_id(target, &found);
             events::normal(
                 self.ctx,
                 self.obj,
@@ -173,12 +176,12 @@ impl Run<'_, '_> {
         Err(Failure::stalled("AlreadyExists", foreign_message(&found, target)).into())
     }
 
-    async fn record_id(&mut self, target: &Target, found: &Observed) -> Result<()> {
+    /// The id reaches the API server with the status write that ends this pass. Until then the
+    /// pending key stays stored, so a crash in between still finds the response by key.
+    fn record_id(&mut self, target: &Target, found: &Observed) {
         self.status.integration_response_id = Some(found.id.clone());
         self.status.pending_create_key = None;
         self.record_target(target);
-        self.writer.write(self.status).await?;
-        Ok(())
     }
 
     fn record_target(&mut self, target: &Target) {
@@ -187,8 +190,8 @@ impl Run<'_, '_> {
         self.status.integration_id = Some(target.integration_id.clone());
     }
 
-    /// The pending key is written before the call and the id right after it, so a crash at any
-    /// point leaves enough in status to find the response again instead of making a second one.
+    /// The pending key is stored before the call, so a crash at any point after it leaves enough
+    /// in status to find the response again instead of making a second one.
     async fn create(
         &mut self,
         aws: &IntegrationResponses,
@@ -227,7 +230,7 @@ impl Run<'_, '_> {
                 return Err(Failure::from(err).into());
             }
         };
-        self.record_id(target, &created).await?;
+        self.record_id(target, &created);
         let (reason, note) = if recreating {
             (
                 "Recreated",

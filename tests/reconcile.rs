@@ -1,0 +1,721 @@
+//! Reconcile scenarios against a fake Kubernetes API (tower-test) and a fake API Gateway
+//! (aws-smithy-mocks). Each test drives `reconcile` as the controller would: it hands in the
+//! object as currently stored, and asserts on what Kubernetes and AWS hold afterwards.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_response_operator::controller::{Context, error_policy, reconcile};
+use integration_response_operator::crd::{IntegrationResponse, IntegrationResponseStatus};
+use integration_response_operator::{Error, Result};
+use kube::runtime::controller::Action;
+use serde_json::json;
+use support::fake_aws::{FakeAws, error_response, moto_html_500};
+use support::fake_kube::FakeKube;
+
+const API: &str = "api1";
+const INTEGRATION: &str = "int1";
+
+struct Harness {
+    kube: FakeKube,
+    aws: FakeAws,
+    ctx: Arc<Context>,
+}
+
+impl Harness {
+    fn new(aws: FakeAws) -> Self {
+        Self::with_object(
+            aws,
+            support::integration_response("errors", API, INTEGRATION),
+        )
+    }
+
+    fn with_object(aws: FakeAws, object: IntegrationResponse) -> Self {
+        let kube = FakeKube::start(&object);
+        let ctx = support::context(&kube, &aws);
+        Self { kube, aws, ctx }
+    }
+
+    fn ready_integration() -> FakeAws {
+        FakeAws::new().with_integration(API, INTEGRATION)
+    }
+
+    fn object(&self) -> IntegrationResponse {
+        self.kube.object().expect("object still exists")
+    }
+
+    fn status(&self) -> IntegrationResponseStatus {
+        self.object().status.expect("status written")
+    }
+
+    fn condition(&self, type_: &str) -> (String, String, String) {
+        let status = self.status();
+        let c = status
+            .condition(type_)
+            .unwrap_or_else(|| panic!("no {type_} condition"));
+        (c.status.clone(), c.reason.clone(), c.message.clone())
+    }
+
+    async fn reconcile(&self) -> Result<Action> {
+        let object = self.kube.object().expect("object exists");
+        let result = tokio::time::timeout(
+            Duration::from_secs(5),
+            reconcile(Arc::new(object), self.ctx.clone()),
+        )
+        .await
+        .expect("reconcile finished within 5s");
+        assert_eq!(
+            self.kube.unexpected(),
+            Vec::<String>::new(),
+            "requests the fake API server does not serve"
+        );
+        result
+    }
+
+    /// What the controller would do after a failed reconcile.
+    async fn fail_and_requeue(&self) -> (Error, Duration) {
+        let object = self.kube.object().expect("object exists");
+        let err = self.reconcile().await.expect_err("reconcile should fail");
+        let delay = requeue_after(&error_policy(Arc::new(object), &err, self.ctx.clone()));
+        (err, delay)
+    }
+
+    /// Finalizer, then the create: the state a CR is in right after `kubectl apply`.
+    async fn created(aws: FakeAws) -> Self {
+        let h = Self::new(aws);
+        h.reconcile().await.unwrap();
+        h.reconcile().await.unwrap();
+        assert!(h.status().integration_response_id.is_some());
+        h.kube.clear_requests();
+        h.aws.clear_calls();
+        h
+    }
+
+    fn id(&self) -> String {
+        self.status().integration_response_id.expect("id recorded")
+    }
+}
+
+fn requeue_after(action: &Action) -> Duration {
+    // Action keeps its delay private; its Debug form is `Action { requeue_after: Some(1.5s) }`.
+    let text = format!("{action:?}");
+    let inner = text
+        .split("Some(")
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .expect("a requeue delay");
+    if let Some(ms) = inner.strip_suffix("ms") {
+        Duration::from_secs_f64(ms.parse::<f64>().unwrap() / 1000.0)
+    } else {
+        Duration::from_secs_f64(inner.strip_suffix('s').unwrap().parse().unwrap())
+    }
+}
+
+#[tokio::test]
+async fn the_finalizer_is_added_before_anything_reaches_aws() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    assert_eq!(h.kube.requests(), ["PATCH finalizers"]);
+    assert_eq!(h.aws.calls(), Vec::<String>::new());
+    assert_eq!(
+        h.object().metadata.finalizers.unwrap(),
+        ["apigatewayv2.aws.operator.rs/finalizer"]
+    );
+}
+
+#[tokio::test]
+async fn create_records_the_pending_key_first_then_the_id_and_goes_ready() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.kube.clear_requests();
+    let action = h.reconcile().await.unwrap();
+
+    // Looked up by key first (never blindly create), then created once.
+    assert_eq!(
+        h.aws.calls(),
+        ["GetIntegrationResponses", "CreateIntegrationResponse"]
+    );
+    assert_eq!(
+        h.kube.requests(),
+        ["APPLY status", "POST event", "APPLY status"]
+    );
+    let stored = h.aws.only_response();
+    assert_eq!(stored.key, "/4\\d\\d/");
+    assert_eq!(
+        stored.template_selection_expression.as_deref(),
+        Some("$integration.response.statuscode")
+    );
+    assert_eq!(
+        stored.response_templates["application/json"],
+        "{\"error\": \"$context.error.message\"}"
+    );
+    assert_eq!(
+        stored.response_parameters["method.response.header.X-Failed"],
+        "'true'"
+    );
+
+    let status = h.status();
+    assert_eq!(
+        status.integration_response_id.as_deref(),
+        Some(stored.id.as_str())
+    );
+    assert_eq!(status.pending_create_key, None);
+    assert_eq!(
+        (status.region.as_deref(), status.api_id.as_deref()),
+        (Some("us-east-1"), Some(API))
+    );
+    assert_eq!(status.observed_generation, Some(1));
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.condition("Reconciling").0, "False");
+    assert_eq!(h.condition("Stalled").0, "False");
+    assert_eq!(h.kube.event_reasons(), ["Created"]);
+    // Next look is at the resync period (10 min ± 10%).
+    let delay = requeue_after(&action);
+    assert!(
+        delay >= Duration::from_secs(540) && delay <= Duration::from_secs(660),
+        "{delay:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_object_in_sync_costs_one_read_and_no_writes() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponse"]);
+    assert_eq!(h.kube.requests(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn a_spec_change_updates_only_the_changed_fields() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.kube
+        .edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": "{\"v\": 2}"}));
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.aws.calls(),
+        [
+            "GetIntegrationResponse",
+            "UpdateIntegrationResponse[responseTemplates]"
+        ]
+    );
+    assert_eq!(
+        h.aws.only_response().response_templates["application/json"],
+        "{\"v\": 2}"
+    );
+    assert_eq!(h.status().observed_generation, Some(2));
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.kube.event_reasons(), ["Created", "Updated"]);
+
+    h.kube
+        .edit_spec(|spec| spec["integrationResponseKey"] = json!("$default"));
+    h.reconcile().await.unwrap();
+    assert_eq!(h.aws.only_response().key, "$default");
+    assert!(
+        h.aws
+            .calls()
+            .contains(&"UpdateIntegrationResponse[key]".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn a_field_changed_outside_kubernetes_is_put_back() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.aws.tamper(&id, |stored| {
+        stored
+            .response_parameters
+            .insert("method.response.header.Injected".into(), "'x'".into());
+    });
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.aws.calls(),
+        [
+            "GetIntegrationResponse",
+            "UpdateIntegrationResponse[responseParameters]"
+        ]
+    );
+    let stored = h.aws.only_response();
+    assert_eq!(stored.response_parameters.len(), 1);
+    assert_eq!(stored.id, id);
+    assert_eq!(h.kube.event_reasons(), ["Created", "DriftCorrected"]);
+    assert!(h.kube.event_notes()[1].contains("responseParameters"));
+}
+
+#[tokio::test]
+async fn a_response_deleted_outside_kubernetes_is_created_again() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let old_id = h.id();
+    h.aws.state.lock().unwrap().responses.clear();
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.aws.calls(),
+        [
+            "GetIntegrationResponse",
+            "GetIntegrationResponses",
+            "CreateIntegrationResponse"
+        ]
+    );
+    let stored = h.aws.only_response();
+    assert_ne!(stored.id, old_id);
+    assert_eq!(h.id(), stored.id);
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.kube.event_reasons(), ["Created", "Recreated"]);
+}
+
+#[tokio::test]
+async fn removing_content_handling_replaces_the_response() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.kube
+        .edit_spec(|spec| spec["contentHandlingStrategy"] = json!("CONVERT_TO_TEXT"));
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.aws.only_response().content_handling.as_deref(),
+        Some("CONVERT_TO_TEXT")
+    );
+    let before = h.id();
+    h.kube.edit_spec(|spec| {
+        spec.as_object_mut()
+            .unwrap()
+            .remove("contentHandlingStrategy");
+    });
+    h.reconcile().await.unwrap();
+    let stored = h.aws.only_response();
+    assert_eq!(stored.content_handling, None);
+    assert_ne!(stored.id, before);
+    assert_eq!(h.id(), stored.id);
+    assert_eq!(
+        h.kube.event_reasons(),
+        ["Created", "Updated", "Replacing", "Created"]
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_object_deletes_in_aws_then_releases_the_finalizer() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert_eq!(h.aws.calls(), ["DeleteIntegrationResponse"]);
+    assert!(h.aws.responses().is_empty());
+    assert!(
+        h.kube.object().is_none(),
+        "the finalizer was removed and the object is gone"
+    );
+    assert_eq!(h.kube.event_reasons(), ["Created", "Deleted"]);
+}
+
+#[tokio::test]
+async fn delete_finishes_when_aws_says_not_found() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.aws.state.lock().unwrap().responses.clear();
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert!(h.kube.object().is_none());
+}
+
+#[tokio::test]
+async fn delete_finishes_when_the_integration_itself_is_gone() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    {
+        let mut state = h.aws.state.lock().unwrap();
+        state.responses.clear();
+        state.integrations.clear();
+    }
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert!(h.kube.object().is_none());
+}
+
+#[tokio::test]
+async fn delete_reads_back_after_an_untyped_500_as_moto_sends() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.aws.state.lock().unwrap().responses.clear();
+    h.aws
+        .fail_next("DeleteIntegrationResponse", moto_html_500());
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.aws.calls(),
+        ["DeleteIntegrationResponse", "GetIntegrationResponse"]
+    );
+    assert!(h.kube.object().is_none());
+}
+
+#[tokio::test]
+async fn a_500_on_delete_of_a_response_that_still_exists_keeps_the_finalizer() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.aws.fail_next(
+        "DeleteIntegrationResponse",
+        error_response(503, "ServiceUnavailableException", "try later"),
+    );
+    h.kube.request_deletion();
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "transient");
+    assert!(delay < Duration::from_secs(1));
+    assert!(
+        h.kube.object().is_some(),
+        "finalizer must stay until AWS confirms"
+    );
+    assert_eq!(h.aws.responses().len(), 1);
+    h.reconcile().await.unwrap();
+    assert!(h.aws.responses().is_empty());
+    assert!(h.kube.object().is_none());
+}
+
+#[tokio::test]
+async fn retain_leaves_aws_alone() {
+    let mut object = support::integration_response("errors", API, INTEGRATION);
+    object.spec.deletion_policy = Some(integration_response_operator::crd::DeletionPolicy::Retain);
+    let h = Harness::with_object(Harness::ready_integration(), object);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    h.aws.clear_calls();
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert_eq!(h.aws.calls(), Vec::<String>::new());
+    assert_eq!(h.aws.responses().len(), 1);
+    assert!(h.kube.object().is_none());
+}
+
+#[tokio::test]
+async fn a_foreign_response_with_the_same_key_stalls_without_a_create() {
+    let aws = Harness::ready_integration();
+    let foreign = aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    let h = Harness::new(aws);
+    h.reconcile().await.unwrap();
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponses"]);
+    let (stalled, reason, message) = h.condition("Stalled");
+    assert_eq!(
+        (stalled.as_str(), reason.as_str()),
+        ("True", "AlreadyExists")
+    );
+    assert!(
+        message.contains(&foreign) && message.contains("apigatewayv2.aws.operator.rs/adopt"),
+        "{message}"
+    );
+    assert!(
+        delay >= Duration::from_secs(540),
+        "stalled objects are not retried hot: {delay:?}"
+    );
+    assert_eq!(h.status().integration_response_id, None);
+    assert_eq!(h.kube.event_reasons(), ["AlreadyExists"]);
+
+    // Opting in to adoption takes it over.
+    h.kube
+        .set_annotation("apigatewayv2.aws.operator.rs/adopt", "true");
+    h.reconcile().await.unwrap();
+    assert_eq!(h.id(), foreign);
+    assert_eq!(
+        h.aws.only_response().response_templates.len(),
+        1,
+        "adopted, then brought in line"
+    );
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(
+        h.kube.event_reasons(),
+        ["AlreadyExists", "Adopted", "Updated"]
+    );
+}
+
+#[tokio::test]
+async fn conflict_exception_on_create_stalls_with_already_exists() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.fail_next(
+        "CreateIntegrationResponse",
+        error_response(
+            409,
+            "ConflictException",
+            "An IntegrationResponse with key /4\\d\\d/ already exists",
+        ),
+    );
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let (stalled, reason, message) = h.condition("Stalled");
+    assert_eq!(
+        (stalled.as_str(), reason.as_str()),
+        ("True", "AlreadyExists")
+    );
+    assert!(message.contains("already exists"), "{message}");
+    assert_eq!(
+        h.status().pending_create_key,
+        None,
+        "a refused create leaves nothing to take over"
+    );
+    assert!(delay >= Duration::from_secs(540));
+    assert!(h.aws.responses().is_empty());
+}
+
+#[tokio::test]
+async fn a_restart_after_an_unrecorded_create_takes_over_instead_of_creating_twice() {
+    let aws = Harness::ready_integration();
+    // Other responses on the integration, so the lookup has to follow NextToken (pages of 2).
+    for key in ["/1\\d\\d/", "/2\\d\\d/", "/3\\d\\d/"] {
+        aws.insert_foreign(API, INTEGRATION, key);
+    }
+    let h = Harness::new(aws);
+    h.reconcile().await.unwrap();
+    // The pending marker is stored, the create succeeds, then the write of its id fails (as if
+    // the process died there).
+    {
+        let mut state = h.kube.state.lock().unwrap();
+        state.pass_status_writes = 1;
+        state.fail_status_writes = 1;
+    }
+    let err = h.reconcile().await.expect_err("status write failed");
+    assert_eq!(err.category(), "kube_error");
+    assert_eq!(h.aws.responses().len(), 4);
+    assert_eq!(h.status().pending_create_key.as_deref(), Some("/4\\d\\d/"));
+    assert_eq!(h.status().integration_response_id, None);
+
+    // A new process: nothing in memory, only what the API server stored.
+    let restarted = Harness {
+        kube: h.kube.clone(),
+        aws: h.aws.clone(),
+        ctx: support::context(&h.kube, &h.aws),
+    };
+    restarted.aws.clear_calls();
+    restarted.reconcile().await.unwrap();
+    assert!(
+        !restarted
+            .aws
+            .calls()
+            .contains(&"CreateIntegrationResponse".to_owned()),
+        "{:?}",
+        restarted.aws.calls()
+    );
+    assert_eq!(
+        restarted
+            .aws
+            .calls()
+            .iter()
+            .filter(|c| *c == "GetIntegrationResponses")
+            .count(),
+        2,
+        "two pages"
+    );
+    let ours: Vec<_> = restarted
+        .aws
+        .responses()
+        .into_iter()
+        .filter(|r| r.key == "/4\\d\\d/")
+        .collect();
+    assert_eq!(ours.len(), 1);
+    assert_eq!(restarted.id(), ours[0].id);
+    assert_eq!(restarted.status().pending_create_key, None);
+    assert_eq!(restarted.condition("Ready").0, "True");
+    assert!(
+        restarted
+            .kube
+            .event_reasons()
+            .contains(&"TakenOver".to_owned())
+    );
+}
+
+#[tokio::test]
+async fn throttling_backs_off_with_growing_jittered_delays_and_one_event() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    let mut delays = Vec::new();
+    for _ in 0..6 {
+        h.aws.fail_next(
+            "GetIntegrationResponses",
+            error_response(429, "TooManyRequestsException", "Too Many Requests"),
+        );
+        let (err, delay) = h.fail_and_requeue().await;
+        assert_eq!(err.category(), "transient");
+        delays.push(delay);
+    }
+    for (attempt, delay) in delays.iter().enumerate() {
+        let full = Duration::from_secs(1) * 2u32.pow(attempt as u32);
+        assert!(
+            *delay >= full / 2 && *delay < full,
+            "attempt {attempt}: {delay:?} not in [{:?}, {full:?})",
+            full / 2
+        );
+    }
+    let fractions: Vec<f64> = delays
+        .iter()
+        .enumerate()
+        .map(|(a, d)| d.as_secs_f64() / 2f64.powi(a as i32))
+        .collect();
+    assert!(
+        fractions.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-6),
+        "no jitter: {delays:?}"
+    );
+    let (ready, reason, _) = h.condition("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "Throttled"));
+    assert_eq!(h.condition("Reconciling").0, "True");
+    assert_eq!(h.condition("Stalled").0, "False");
+    assert_eq!(
+        h.kube.event_reasons(),
+        ["Throttled"],
+        "one event for the kind of failure, not one per retry"
+    );
+    assert_eq!(
+        h.kube
+            .requests()
+            .iter()
+            .filter(|r| *r == "APPLY status")
+            .count(),
+        1,
+        "status written once"
+    );
+
+    // Success resets the backoff.
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").0, "True");
+    h.aws.fail_next(
+        "GetIntegrationResponse",
+        error_response(429, "TooManyRequestsException", "slow down"),
+    );
+    let (_, delay) = h.fail_and_requeue().await;
+    assert!(delay < Duration::from_secs(1), "{delay:?}");
+}
+
+#[tokio::test]
+async fn a_transient_failure_of_a_ready_object_does_not_flap_ready() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.aws.fail_next(
+        "GetIntegrationResponse",
+        error_response(500, "InternalServerError", "oops"),
+    );
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "transient");
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.kube.requests(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn bad_request_stalls_with_the_aws_message_and_no_immediate_requeue() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.fail_next(
+        "CreateIntegrationResponse",
+        error_response(
+            400,
+            "BadRequestException",
+            "Invalid mapping expression specified: 'nope'",
+        ),
+    );
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let (stalled, reason, message) = h.condition("Stalled");
+    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "BadRequest"));
+    assert!(
+        message.contains("Invalid mapping expression specified: 'nope'"),
+        "{message}"
+    );
+    assert_eq!(h.condition("Ready").0, "False");
+    assert!(delay >= Duration::from_secs(540), "{delay:?}");
+    assert!(h.aws.responses().is_empty());
+
+    // Fixing the spec (a new generation) retries and succeeds.
+    h.kube
+        .edit_spec(|spec| spec["responseParameters"] = json!({}));
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.condition("Stalled").0, "False");
+    assert_eq!(h.aws.responses().len(), 1);
+}
+
+#[tokio::test]
+async fn access_denied_stalls() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.fail_next(
+        "GetIntegrationResponses",
+        error_response(
+            403,
+            "AccessDeniedException",
+            "User is not authorized to perform: apigateway:GET",
+        ),
+    );
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let (_, reason, message) = h.condition("Stalled");
+    assert_eq!(reason, "AccessDenied");
+    assert!(message.contains("apigateway:GET"));
+}
+
+#[tokio::test]
+async fn a_missing_integration_waits_slowly_then_creates_once_it_appears() {
+    let h = Harness::new(FakeAws::new());
+    h.reconcile().await.unwrap();
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "dependency_not_found");
+    assert!(
+        delay >= Duration::from_secs(15) && delay < Duration::from_secs(30),
+        "{delay:?}"
+    );
+    let (ready, reason, _) = h.condition("Ready");
+    assert_eq!(
+        (ready.as_str(), reason.as_str()),
+        ("False", "DependencyNotFound")
+    );
+    assert_eq!(h.condition("Stalled").0, "False");
+    assert_eq!(h.status().pending_create_key, None);
+    let (_, second) = h.fail_and_requeue().await;
+    assert!(
+        second >= Duration::from_secs(30),
+        "slower the second time: {second:?}"
+    );
+
+    h.aws
+        .state
+        .lock()
+        .unwrap()
+        .integrations
+        .insert((API.into(), INTEGRATION.into()));
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.aws.responses().len(), 1);
+}
+
+#[tokio::test]
+async fn an_object_whose_integration_never_existed_is_still_deletable() {
+    let h = Harness::new(FakeAws::new());
+    h.reconcile().await.unwrap();
+    h.fail_and_requeue().await;
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert!(h.kube.object().is_none());
+}
+
+#[tokio::test]
+async fn no_region_anywhere_stalls_before_calling_aws() {
+    let h = Harness::new(Harness::ready_integration());
+    let ctx = {
+        let mut settings = h.ctx.settings.clone();
+        settings.default_region = None;
+        settings
+    };
+    let h = Harness {
+        ctx: Arc::new(Context::new(
+            h.kube.client(),
+            integration_response_operator::aws::AwsClients::fixed(
+                h.aws.client(),
+                Arc::new(integration_response_operator::pacing::Pacer::unlimited()),
+                h.ctx.metrics.clone(),
+            ),
+            kube::runtime::events::Recorder::new(
+                h.kube.client(),
+                kube::runtime::events::Reporter {
+                    controller: "t".into(),
+                    instance: None,
+                },
+            ),
+            ctx,
+            h.ctx.metrics.clone(),
+        )),
+        ..h
+    };
+    h.reconcile().await.unwrap();
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    assert_eq!(h.condition("Stalled").1, "RegionMissing");
+    assert_eq!(h.aws.calls(), Vec::<String>::new());
+}

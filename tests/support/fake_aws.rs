@@ -1,0 +1,425 @@
+//! A stateful fake of API Gateway V2's integration-response calls, built from aws-smithy-mocks
+//! rules. Errors are answered as HTTP responses in API Gateway's restJson1 shape (status,
+//! `x-amzn-ErrorType` header, JSON body), so the SDK's real error parsing runs.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_apigatewayv2::Client;
+use aws_sdk_apigatewayv2::operation::create_integration_response::CreateIntegrationResponseOutput;
+use aws_sdk_apigatewayv2::operation::delete_integration_response::DeleteIntegrationResponseOutput;
+use aws_sdk_apigatewayv2::operation::get_integration_response::GetIntegrationResponseOutput;
+use aws_sdk_apigatewayv2::operation::get_integration_responses::GetIntegrationResponsesOutput;
+use aws_sdk_apigatewayv2::operation::update_integration_response::UpdateIntegrationResponseOutput;
+use aws_sdk_apigatewayv2::types::{ContentHandlingStrategy, IntegrationResponse};
+use aws_smithy_mocks::{MockResponse, RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::http::StatusCode;
+use aws_smithy_types::body::SdkBody;
+
+/// One stored integration response.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Stored {
+    pub api_id: String,
+    pub integration_id: String,
+    pub id: String,
+    pub key: String,
+    pub content_handling: Option<String>,
+    pub template_selection_expression: Option<String>,
+    pub response_templates: BTreeMap<String, String>,
+    pub response_parameters: BTreeMap<String, String>,
+}
+
+#[derive(Default)]
+pub struct State {
+    pub integrations: BTreeSet<(String, String)>,
+    pub responses: BTreeMap<String, Stored>,
+    next_id: u32,
+    /// Scripted failures, answered before the fake's own logic, per operation name.
+    failures: HashMap<&'static str, VecDeque<HttpResponse>>,
+    /// Every call as "Operation" plus, for updates, the fields that were sent.
+    pub calls: Vec<String>,
+    /// GetIntegrationResponses page size, to exercise NextToken.
+    pub page_size: usize,
+}
+
+#[derive(Clone)]
+pub struct FakeAws {
+    pub state: Arc<Mutex<State>>,
+}
+
+pub fn error_response(status: u16, error_type: &str, message: &str) -> HttpResponse {
+    let body = serde_json::json!({ "message": message }).to_string();
+    let mut response =
+        HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
+    response
+        .headers_mut()
+        .insert("Content-Type", "application/json");
+    if !error_type.is_empty() {
+        response
+            .headers_mut()
+            .insert("x-amzn-ErrorType", error_type.to_owned());
+    }
+    response
+}
+
+/// moto's answer to an update or delete of a missing response: HTML, no error type.
+pub fn moto_html_500() -> HttpResponse {
+    let mut response = HttpResponse::new(
+        StatusCode::try_from(500).unwrap(),
+        SdkBody::from("<!doctype html><title>500 Internal Server Error</title>"),
+    );
+    response.headers_mut().insert("Content-Type", "text/html");
+    response
+}
+
+fn not_found(what: &str) -> HttpResponse {
+    error_response(
+        404,
+        "NotFoundException",
+        &format!("Invalid {what} identifier specified"),
+    )
+}
+
+impl FakeAws {
+    pub fn new() -> Self {
+        let state = State {
+            page_size: 2,
+            ..Default::default()
+        };
+        Self {
+            state: Arc::new(Mutex::new(state)),
+        }
+    }
+
+    pub fn with_integration(self, api_id: &str, integration_id: &str) -> Self {
+        self.state
+            .lock()
+            .unwrap()
+            .integrations
+            .insert((api_id.into(), integration_id.into()));
+        self
+    }
+
+    /// Fails the next call of `operation` with `response`.
+    pub fn fail_next(&self, operation: &'static str, response: HttpResponse) {
+        self.state
+            .lock()
+            .unwrap()
+            .failures
+            .entry(operation)
+            .or_default()
+            .push_back(response);
+    }
+
+    pub fn responses(&self) -> Vec<Stored> {
+        self.state
+            .lock()
+            .unwrap()
+            .responses
+            .values()
+            .cloned()
+            .collect()
+    }
+
+    pub fn only_response(&self) -> Stored {
+        let all = self.responses();
+        assert_eq!(
+            all.len(),
+            1,
+            "expected exactly one integration response, found {all:#?}"
+        );
+        all.into_iter().next().unwrap()
+    }
+
+    pub fn calls(&self) -> Vec<String> {
+        self.state.lock().unwrap().calls.clone()
+    }
+
+    pub fn clear_calls(&self) {
+        self.state.lock().unwrap().calls.clear();
+    }
+
+    /// Changes a stored response behind the operator's back.
+    pub fn tamper(&self, id: &str, change: impl FnOnce(&mut Stored)) {
+        change(
+            self.state
+                .lock()
+                .unwrap()
+                .responses
+                .get_mut(id)
+                .expect("stored response"),
+        );
+    }
+
+    /// Stores a response as another tool would have created it.
+    pub fn insert_foreign(&self, api_id: &str, integration_id: &str, key: &str) -> String {
+        let mut state = self.state.lock().unwrap();
+        let id = state.new_id();
+        let stored = Stored {
+            api_id: api_id.into(),
+            integration_id: integration_id.into(),
+            id: id.clone(),
+            key: key.into(),
+            ..Default::default()
+        };
+        state.responses.insert(id.clone(), stored);
+        id
+    }
+
+    pub fn client(&self) -> Client {
+        let s = self.state.clone();
+        let get = mock!(Client::get_integration_response).then_compute_response(move |input| {
+            let mut state = s.lock().unwrap();
+            state.begin("GetIntegrationResponse").unwrap_or_else(|| {
+                let (api, int, id) = (
+                    input.api_id().unwrap(),
+                    input.integration_id().unwrap(),
+                    input.integration_response_id().unwrap(),
+                );
+                match state.find(api, int, id) {
+                    Err(response) => MockResponse::Http(response),
+                    Ok(stored) => MockResponse::Output(
+                        GetIntegrationResponseOutput::builder()
+                            .integration_response_id(&stored.id)
+                            .integration_response_key(&stored.key)
+                            .set_content_handling_strategy(
+                                stored
+                                    .content_handling
+                                    .as_deref()
+                                    .map(ContentHandlingStrategy::from),
+                            )
+                            .set_template_selection_expression(
+                                stored.template_selection_expression.clone(),
+                            )
+                            .set_response_templates(non_empty(&stored.response_templates))
+                            .set_response_parameters(non_empty(&stored.response_parameters))
+                            .build(),
+                    ),
+                }
+            })
+        });
+        let s = self.state.clone();
+        let list = mock!(Client::get_integration_responses).then_compute_response(move |input| {
+            let mut state = s.lock().unwrap();
+            state.begin("GetIntegrationResponses").unwrap_or_else(|| {
+                let (api, int) = (input.api_id().unwrap(), input.integration_id().unwrap());
+                if let Err(response) = state.parent(api, int) {
+                    return MockResponse::Http(response);
+                }
+                let all: Vec<_> = state
+                    .responses
+                    .values()
+                    .filter(|r| r.api_id == api && r.integration_id == int)
+                    .cloned()
+                    .collect();
+                let start: usize = input.next_token().map_or(0, |t| t.parse().unwrap());
+                let end = (start + state.page_size).min(all.len());
+                let items = all[start..end].iter().map(|stored| {
+                    IntegrationResponse::builder()
+                        .integration_response_id(&stored.id)
+                        .integration_response_key(&stored.key)
+                        .set_content_handling_strategy(
+                            stored
+                                .content_handling
+                                .as_deref()
+                                .map(ContentHandlingStrategy::from),
+                        )
+                        .set_template_selection_expression(
+                            stored.template_selection_expression.clone(),
+                        )
+                        .set_response_templates(non_empty(&stored.response_templates))
+                        .set_response_parameters(non_empty(&stored.response_parameters))
+                        .build()
+                });
+                let mut output =
+                    GetIntegrationResponsesOutput::builder().set_items(Some(items.collect()));
+                if end < all.len() {
+                    output = output.next_token(end.to_string());
+                }
+                MockResponse::Output(output.build())
+            })
+        });
+        let s = self.state.clone();
+        let create =
+            mock!(Client::create_integration_response).then_compute_response(move |input| {
+                let mut state = s.lock().unwrap();
+                state.begin("CreateIntegrationResponse").unwrap_or_else(|| {
+                    let (api, int, key) = (
+                        input.api_id().unwrap(),
+                        input.integration_id().unwrap(),
+                        input.integration_response_key().unwrap(),
+                    );
+                    if let Err(response) = state.parent(api, int) {
+                        return MockResponse::Http(response);
+                    }
+                    if state
+                        .responses
+                        .values()
+                        .any(|r| r.api_id == api && r.integration_id == int && r.key == key)
+                    {
+                        return MockResponse::Http(error_response(
+                            409,
+                            "ConflictException",
+                            "Integration response already exists for key",
+                        ));
+                    }
+                    let id = state.new_id();
+                    let stored = Stored {
+                        api_id: api.into(),
+                        integration_id: int.into(),
+                        id: id.clone(),
+                        key: key.into(),
+                        content_handling: input
+                            .content_handling_strategy()
+                            .map(|c| c.as_str().to_owned()),
+                        template_selection_expression: input
+                            .template_selection_expression()
+                            .map(str::to_owned),
+                        response_templates: sorted(input.response_templates()),
+                        response_parameters: sorted(input.response_parameters()),
+                    };
+                    state.responses.insert(id.clone(), stored.clone());
+                    MockResponse::Output(
+                        CreateIntegrationResponseOutput::builder()
+                            .integration_response_id(id)
+                            .integration_response_key(&stored.key)
+                            .build(),
+                    )
+                })
+            });
+        let s = self.state.clone();
+        let update =
+            mock!(Client::update_integration_response).then_compute_response(move |input| {
+                let mut state = s.lock().unwrap();
+                let mut sent = Vec::new();
+                if input.integration_response_key().is_some() {
+                    sent.push("key")
+                }
+                if input.content_handling_strategy().is_some() {
+                    sent.push("contentHandlingStrategy")
+                }
+                if input.template_selection_expression().is_some() {
+                    sent.push("templateSelectionExpression")
+                }
+                if input.response_templates().is_some() {
+                    sent.push("responseTemplates")
+                }
+                if input.response_parameters().is_some() {
+                    sent.push("responseParameters")
+                }
+                let name = format!("UpdateIntegrationResponse[{}]", sent.join(","));
+                state.calls.push(name);
+                if let Some(response) = state.scripted("UpdateIntegrationResponse") {
+                    return MockResponse::Http(response);
+                }
+                let (api, int, id) = (
+                    input.api_id().unwrap(),
+                    input.integration_id().unwrap(),
+                    input.integration_response_id().unwrap(),
+                );
+                if let Err(response) = state.find(api, int, id) {
+                    return MockResponse::Http(response);
+                }
+                let stored = state.responses.get_mut(id).unwrap();
+                if let Some(key) = input.integration_response_key() {
+                    stored.key = key.into()
+                }
+                if let Some(c) = input.content_handling_strategy() {
+                    stored.content_handling = Some(c.as_str().into())
+                }
+                if let Some(t) = input.template_selection_expression() {
+                    stored.template_selection_expression = (!t.is_empty()).then(|| t.to_owned())
+                }
+                if input.response_templates().is_some() {
+                    stored.response_templates = sorted(input.response_templates())
+                }
+                if input.response_parameters().is_some() {
+                    stored.response_parameters = sorted(input.response_parameters())
+                }
+                MockResponse::Output(
+                    UpdateIntegrationResponseOutput::builder()
+                        .integration_response_id(id)
+                        .integration_response_key(&stored.key)
+                        .build(),
+                )
+            });
+        let s = self.state.clone();
+        let delete =
+            mock!(Client::delete_integration_response).then_compute_response(move |input| {
+                let mut state = s.lock().unwrap();
+                state.begin("DeleteIntegrationResponse").unwrap_or_else(|| {
+                    let (api, int, id) = (
+                        input.api_id().unwrap(),
+                        input.integration_id().unwrap(),
+                        input.integration_response_id().unwrap(),
+                    );
+                    if let Err(response) = state.find(api, int, id) {
+                        return MockResponse::Http(response);
+                    }
+                    state.responses.remove(id);
+                    MockResponse::Output(DeleteIntegrationResponseOutput::builder().build())
+                })
+            });
+        // Retries off, as the operator configures its clients: every attempt goes through the
+        // pacer and the controller's backoff.
+        mock_client!(
+            aws_sdk_apigatewayv2,
+            RuleMode::MatchAny,
+            &[&get, &list, &create, &update, &delete],
+            |config| {
+                config.retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled())
+            }
+        )
+    }
+}
+
+impl State {
+    fn new_id(&mut self) -> String {
+        self.next_id += 1;
+        format!("ir{:04}", self.next_id)
+    }
+
+    fn scripted(&mut self, operation: &'static str) -> Option<HttpResponse> {
+        self.failures
+            .get_mut(operation)
+            .and_then(VecDeque::pop_front)
+    }
+
+    /// Logs the call and returns a scripted failure, if one is queued.
+    fn begin<O, E>(&mut self, operation: &'static str) -> Option<MockResponse<O, E>> {
+        self.calls.push(operation.to_owned());
+        self.scripted(operation).map(MockResponse::Http)
+    }
+
+    fn parent(&self, api: &str, int: &str) -> Result<(), HttpResponse> {
+        if !self.integrations.iter().any(|(a, _)| a == api) {
+            return Err(not_found("API"));
+        }
+        if !self
+            .integrations
+            .contains(&(api.to_owned(), int.to_owned()))
+        {
+            return Err(not_found("Integration"));
+        }
+        Ok(())
+    }
+
+    fn find(&self, api: &str, int: &str, id: &str) -> Result<Stored, HttpResponse> {
+        self.parent(api, int)?;
+        self.responses
+            .get(id)
+            .filter(|r| r.api_id == api && r.integration_id == int)
+            .cloned()
+            .ok_or_else(|| not_found("IntegrationResponse"))
+    }
+}
+
+fn sorted(map: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+        .unwrap_or_default()
+}
+
+fn non_empty(map: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
+    (!map.is_empty()).then(|| map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}

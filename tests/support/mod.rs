@@ -1,0 +1,55 @@
+//! Test support shared by the integration test binaries.
+#![allow(dead_code)]
+
+pub mod fake_aws;
+pub mod fake_kube;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_response_operator::aws::AwsClients;
+use integration_response_operator::controller::{Context, Settings};
+use integration_response_operator::crd::IntegrationResponse;
+use integration_response_operator::metrics::Metrics;
+use integration_response_operator::pacing::Pacer;
+use kube::runtime::events::{Recorder, Reporter};
+
+/// A fresh operator context (as after a process start) over the given fakes.
+pub fn context(kube: &fake_kube::FakeKube, aws: &fake_aws::FakeAws) -> Arc<Context> {
+    let metrics = Arc::new(Metrics::default());
+    let clients = AwsClients::fixed(aws.client(), Arc::new(Pacer::unlimited()), metrics.clone());
+    let reporter = Reporter {
+        controller: "integration-response-operator".into(),
+        instance: Some("test".into()),
+    };
+    let recorder = Recorder::new(kube.client(), reporter);
+    let settings = Settings {
+        default_region: Some("us-east-1".into()),
+        resync_period: Duration::from_secs(600),
+    };
+    Arc::new(Context::new(
+        kube.client(),
+        clients,
+        recorder,
+        settings,
+        metrics,
+    ))
+}
+
+/// A CR as a user would apply it.
+pub fn integration_response(name: &str, api_id: &str, integration_id: &str) -> IntegrationResponse {
+    serde_json::from_value(serde_json::json!({
+        "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1",
+        "kind": "IntegrationResponse",
+        "metadata": {"name": name, "namespace": "default", "uid": format!("uid-{name}"), "generation": 1, "resourceVersion": "1"},
+        "spec": {
+            "apiId": api_id,
+            "integrationId": integration_id,
+            "integrationResponseKey": "/4\\d\\d/",
+            "templateSelectionExpression": "$integration.response.statuscode",
+            "responseTemplates": {"application/json": "{\"error\": \"$context.error.message\"}"},
+            "responseParameters": {"method.response.header.X-Failed": "'true'"}
+        }
+    }))
+    .expect("valid IntegrationResponse")
+}
