@@ -1,7 +1,8 @@
 //! A stateful fake of API Gateway V2's integration-response calls, built from aws-smithy-mocks
-#![allow(clippy::result_large_err)] // test-only: the Err is the HTTP answer itself
 //! rules. Errors are answered as HTTP responses in API Gateway's restJson1 shape (status,
 //! `x-amzn-ErrorType` header, JSON body), so the SDK's real error parsing runs.
+
+#![allow(clippy::result_large_err)] // test-only: the Err is the HTTP answer itself
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
