@@ -83,7 +83,7 @@ impl Metrics {
         self.reconcile_duration.observe(took.as_secs_f64());
     }
 
-    #[cfg(test)]
+    /// Calls counted so far for one operation and outcome.
     pub fn aws_call_count(&self, operation: &'static str, outcome: &'static str) -> u64 {
         self.aws_calls
             .get_or_create(&AwsCallLabels { operation, outcome })

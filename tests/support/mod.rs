@@ -3,6 +3,7 @@
 
 pub mod fake_aws;
 pub mod fake_kube;
+pub mod moto;
 
 use std::sync::Arc;
 use std::time::Duration;
