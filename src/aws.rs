@@ -209,11 +209,20 @@ impl AwsClients {
     /// retries are off: every attempt must pass the pacer, and the controller's per-object
     /// backoff decides when to try again.
     pub async fn from_env(pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
-        Self::from_loader(aws_config::defaults(BehaviorVersion::latest()), pacer, metrics).await
+        Self::from_loader(
+            aws_config::defaults(BehaviorVersion::latest()),
+            pacer,
+            metrics,
+        )
+        .await
     }
 
     /// As [`Self::from_env`], from a loader the caller has adjusted (tests set an endpoint).
-    pub async fn from_loader(loader: aws_config::ConfigLoader, pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
+    pub async fn from_loader(
+        loader: aws_config::ConfigLoader,
+        pacer: Arc<Pacer>,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         let config = loader
             .retry_config(RetryConfig::disabled())
             .timeout_config(

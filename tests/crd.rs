@@ -1,0 +1,210 @@
+//! The committed CRD: generated from the types, and refusing bad input with messages a person
+//! understands. CEL rules are evaluated with kube's CEL implementation against the committed file.
+
+use integration_response_operator::crd::crd_yaml;
+use serde_json::{Value, json};
+
+const CRD_PATH: &str = "crds/integrationresponses.apigatewayv2.aws.operator.rs.yaml";
+
+fn committed() -> Value {
+    let text = std::fs::read_to_string(CRD_PATH).expect("committed CRD");
+    serde_saphyr::from_str(&text).expect("CRD YAML parses")
+}
+
+fn schema() -> Value {
+    committed()["spec"]["versions"][0]["schema"]["openAPIV3Schema"].clone()
+}
+
+fn spec_schema() -> Value {
+    schema()["properties"]["spec"].clone()
+}
+
+fn object(spec: Value) -> Value {
+    json!({
+        "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1",
+        "kind": "IntegrationResponse",
+        "metadata": {"name": "a", "namespace": "default"},
+        "spec": spec,
+    })
+}
+
+fn valid_spec() -> Value {
+    json!({"apiId": "a1b2c3", "integrationId": "i9", "integrationResponseKey": "$default"})
+}
+
+/// CEL messages from the API server's point of view: Ok, or each failing rule's message.
+fn cel(new: &Value, old: Option<&Value>) -> Result<(), Vec<String>> {
+    kube::core::cel::Validator::new()
+        .validate(&schema(), new, old)
+        .map_err(|errors| {
+            errors
+                .into_vec()
+                .into_iter()
+                .map(|e| format!("{}: {}", e.field_path, e.message))
+                .collect()
+        })
+}
+
+#[test]
+fn committed_crd_matches_the_types() {
+    let on_disk = std::fs::read_to_string(CRD_PATH).unwrap();
+    assert!(
+        on_disk == crd_yaml(),
+        "{CRD_PATH} is stale: run `cargo run --bin crdgen > {CRD_PATH}` and commit it"
+    );
+}
+
+#[test]
+fn names_and_printer_columns_follow_the_contract() {
+    let crd = committed();
+    assert_eq!(
+        crd["metadata"]["name"],
+        "integrationresponses.apigatewayv2.aws.operator.rs"
+    );
+    assert_eq!(crd["spec"]["scope"], "Namespaced");
+    assert_eq!(crd["spec"]["names"]["shortNames"], json!(["apigwir"]));
+    let version = &crd["spec"]["versions"][0];
+    assert_eq!(version["name"], "v1alpha1");
+    assert_eq!(version["subresources"]["status"], json!({}));
+    let columns: Vec<_> = version["additionalPrinterColumns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].clone())
+        .collect();
+    assert_eq!(
+        columns,
+        ["Ready", "Reason", "Integration Response Id", "Key", "Age"]
+    );
+}
+
+#[test]
+fn every_field_is_described_for_kubectl_explain() {
+    for (name, field) in spec_schema()["properties"].as_object().unwrap() {
+        assert!(
+            field["description"].as_str().is_some_and(|d| d.len() > 10),
+            "spec.{name} has no description"
+        );
+    }
+    for (name, field) in schema()["properties"]["status"]["properties"]
+        .as_object()
+        .unwrap()
+    {
+        assert!(
+            field["description"].as_str().is_some(),
+            "status.{name} has no description"
+        );
+    }
+}
+
+#[test]
+fn schema_requires_ids_and_key_and_has_clean_enums_without_defaults() {
+    let spec = spec_schema();
+    assert_eq!(
+        spec["required"],
+        json!(["apiId", "integrationId", "integrationResponseKey"])
+    );
+    let props = &spec["properties"];
+    assert_eq!(
+        props["contentHandlingStrategy"]["enum"],
+        json!(["CONVERT_TO_BINARY", "CONVERT_TO_TEXT"])
+    );
+    assert_eq!(props["deletionPolicy"]["enum"], json!(["Delete", "Retain"]));
+    assert_eq!(
+        props["responseTemplates"]["additionalProperties"]["maxLength"],
+        32768
+    );
+    let text = serde_json::to_string(&spec).unwrap();
+    assert!(
+        !text.contains("\"default\""),
+        "no schema defaults on spec fields (Argo CD would never sync)"
+    );
+    assert!(
+        !props["contentHandlingStrategy"]
+            .get("nullable")
+            .is_some_and(|n| n == true)
+    );
+}
+
+#[test]
+fn a_valid_object_passes_every_rule() {
+    let full = object(json!({
+        "region": "eu-west-1",
+        "apiId": "a1b2c3",
+        "integrationId": "i9",
+        "integrationResponseKey": "/4\\d\\d/",
+        "responseTemplates": {"application/json": "{}"},
+    }));
+    assert_eq!(cel(&full, None), Ok(()));
+    assert_eq!(cel(&full, Some(&full)), Ok(()));
+}
+
+#[test]
+fn a_key_that_is_neither_default_nor_a_slashed_regex_is_refused() {
+    for key in ["foo", "/", "//", "$DEFAULT", "/4xx"] {
+        let mut spec = valid_spec();
+        spec["integrationResponseKey"] = json!(key);
+        let errors = cel(&object(spec), None).expect_err(key);
+        assert!(
+            errors[0].contains("must be $default or a regular expression wrapped in slashes"),
+            "{key}: {errors:?}"
+        );
+        assert!(
+            errors[0].starts_with("spec.integrationResponseKey"),
+            "names the field: {errors:?}"
+        );
+    }
+}
+
+#[test]
+fn ids_are_immutable_and_the_error_names_the_field() {
+    let old = object(valid_spec());
+    for field in ["apiId", "integrationId"] {
+        let mut spec = valid_spec();
+        spec[field] = json!("other");
+        let errors = cel(&object(spec), Some(&old)).expect_err(field);
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert!(
+            errors[0].starts_with(&format!("spec.{field}")),
+            "{errors:?}"
+        );
+        assert!(
+            errors[0].contains(&format!("{field} is immutable")),
+            "{errors:?}"
+        );
+    }
+}
+
+#[test]
+fn region_may_be_set_once_but_not_changed_or_removed() {
+    let without = object(valid_spec());
+    let mut spec = valid_spec();
+    spec["region"] = json!("us-east-1");
+    let with = object(spec.clone());
+    assert_eq!(
+        cel(&with, Some(&without)),
+        Ok(()),
+        "setting a region that was absent is allowed"
+    );
+
+    spec["region"] = json!("us-west-2");
+    let errors = cel(&object(spec), Some(&with)).expect_err("changed");
+    assert!(errors[0].contains("region is immutable"), "{errors:?}");
+
+    let errors = cel(&without, Some(&with)).expect_err("removed");
+    assert!(
+        errors[0].contains("region cannot be removed once set"),
+        "{errors:?}"
+    );
+}
+
+#[test]
+fn region_must_look_like_an_aws_region() {
+    let mut spec = valid_spec();
+    spec["region"] = json!("Mars");
+    let errors = cel(&object(spec), None).expect_err("bad region");
+    assert!(
+        errors[0].contains("region must be an AWS region name such as us-east-1"),
+        "{errors:?}"
+    );
+}
