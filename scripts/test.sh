@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Runs every check and test. Installs what the tests need (moto) when it is missing, so it works
+# on a fresh machine. Usage: scripts/test.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+step() { printf '\n==> %s\n' "$*"; }
+
+step "test tools"
+scripts/install-test-tools.sh
+
+step "format and lints"
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+
+step "tests (unit, reconcile scenarios, CRD, moto)"
+cargo test --locked --all-targets
