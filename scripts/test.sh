@@ -7,7 +7,9 @@ cd "$(dirname "$0")/.."
 step() { printf '\n==> %s\n' "$*"; }
 
 step "test tools"
-scripts/install-test-tools.sh
+MOTO_SERVER=$(scripts/install-test-tools.sh)
+export MOTO_SERVER
+echo "moto_server: $MOTO_SERVER"
 
 step "format and lints"
 cargo fmt --all -- --check
