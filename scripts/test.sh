@@ -13,7 +13,7 @@ echo "moto_server: $MOTO_SERVER"
 
 step "format and lints"
 cargo fmt --all -- --check
-cargo clippy --all-targets --locked -- -D warnings
+cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (unit, reconcile scenarios, CRD, moto)"
-cargo test --locked --all-targets
+cargo test --workspace --locked --all-targets

@@ -1,0 +1,145 @@
+//! A test-only Kubernetes API emulator.
+//!
+//! It serves, over plain HTTP on 127.0.0.1, the parts of the Kubernetes API that the operator
+//! uses: its custom resource (from the CRD files), namespaces, `events.k8s.io/v1` Events and
+//! `coordination.k8s.io/v1` Leases. It follows kube-apiserver's documented behaviour for those
+//! (resourceVersion and generation, finalizers, the status subresource, watch with 410 Gone,
+//! JSON/merge patch, server-side apply of status, schema and CEL validation), and answers
+//! anything else with 501 naming what is missing, never with a made-up success.
+//! Differences from the real server are listed in `tests/README.md`.
+
+pub mod api;
+pub mod faults;
+pub mod patch;
+pub mod resources;
+pub mod schema;
+pub mod selector;
+pub mod store;
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use serde_json::Value;
+use tokio::sync::Notify;
+
+pub use faults::{Fault, Faults};
+
+/// Everything the HTTP handlers share.
+pub struct State {
+    pub store: Mutex<store::Store>,
+    pub resources: resources::Resources,
+    pub faults: Faults,
+    /// Notified to close every open watch (fault injection).
+    pub drop_watches: Notify,
+}
+
+pub struct Emulator {
+    pub addr: SocketAddr,
+    pub state: Arc<State>,
+    server: tokio::task::JoinHandle<()>,
+}
+
+impl Emulator {
+    /// Serves the custom resources defined in `crd_files` on a free 127.0.0.1 port.
+    pub async fn start(crd_files: &[&Path]) -> Result<Self, String> {
+        Self::start_on("127.0.0.1:0".parse().unwrap(), crd_files).await
+    }
+
+    pub async fn start_on(addr: SocketAddr, crd_files: &[&Path]) -> Result<Self, String> {
+        let mut resources = resources::Resources::builtin();
+        for file in crd_files {
+            let text =
+                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            resources.add_crd(&text)?;
+        }
+        let state = Arc::new(State {
+            store: Mutex::new(store::Store::new()),
+            resources,
+            faults: Faults::default(),
+            drop_watches: Notify::new(),
+        });
+        state.store.lock().unwrap().create_namespace("default");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|e| format!("bind {addr}: {e}"))?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let router = api::router(state.clone());
+        let server = tokio::spawn(async move {
+            let _ = axum::serve(listener, router).await;
+        });
+        Ok(Self {
+            addr,
+            state,
+            server,
+        })
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// A kubeconfig that points kube clients (and kubectl) at this emulator.
+    pub fn kubeconfig(&self) -> String {
+        format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: emulator\n  cluster:\n    server: {}\nusers:\n- name: emulator\n  user: {{}}\ncontexts:\n- name: emulator\n  context:\n    cluster: emulator\n    user: emulator\n    namespace: default\ncurrent-context: emulator\n",
+            self.url()
+        )
+    }
+
+    pub fn write_kubeconfig(&self, path: &Path) -> std::io::Result<()> {
+        std::fs::write(path, self.kubeconfig())
+    }
+
+    pub fn faults(&self) -> &Faults {
+        &self.state.faults
+    }
+
+    /// The stored object, as the API server would return it.
+    pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
+        self.state
+            .store
+            .lock()
+            .unwrap()
+            .get(plural, namespace, name)
+            .cloned()
+    }
+
+    /// All stored objects of one resource in one namespace.
+    pub fn list(&self, plural: &str, namespace: &str) -> Vec<Value> {
+        self.state
+            .store
+            .lock()
+            .unwrap()
+            .list(plural, Some(namespace))
+            .into_iter()
+            .cloned()
+            .collect()
+    }
+
+    pub fn create_namespace(&self, name: &str) {
+        self.state.store.lock().unwrap().create_namespace(name);
+    }
+
+    /// Forgets the watch history, as etcd compaction does: a watch resuming from any earlier
+    /// resourceVersion is then answered 410 Gone.
+    pub fn compact(&self) {
+        self.state.store.lock().unwrap().compact();
+    }
+
+    /// Closes every open watch, as an API server restart or a load balancer would.
+    pub fn drop_watches(&self) {
+        self.state.drop_watches.notify_waiters();
+    }
+
+    /// Requests served so far, per "verb resource[/subresource]".
+    pub fn request_count(&self, verb: &str, resource: &str) -> u64 {
+        self.state.faults.count(verb, resource)
+    }
+}
+
+impl Drop for Emulator {
+    fn drop(&mut self) {
+        self.server.abort();
+    }
+}
