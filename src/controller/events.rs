@@ -2,7 +2,7 @@
 
 use kube::Resource;
 use kube::runtime::events::{Event, EventType};
-use tracing::warn;
+use tracing::{info, warn};
 
 use super::Context;
 use crate::crd::IntegrationResponse;
@@ -23,6 +23,10 @@ async fn publish(
     reason: &str,
     note: String,
 ) {
+    match type_ {
+        EventType::Normal => info!(reason, note, "event"),
+        EventType::Warning => warn!(reason, note, "event"),
+    }
     let event = Event {
         type_,
         reason: reason.to_owned(),

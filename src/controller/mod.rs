@@ -7,9 +7,10 @@ mod events;
 mod status;
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -126,7 +127,7 @@ pub async fn run(
     ctx: Arc<Context>,
     scope: WatchScope,
     concurrency: u16,
-    on_synced: impl Fn() + Send + 'static,
+    on_synced: impl Fn() + Send + Sync + 'static,
 ) {
     let mut watcher_config = watcher::Config::default().any_semantic();
     if let Some(selector) = &scope.label_selector {
@@ -141,33 +142,49 @@ pub async fn run(
             .map(|ns| Api::namespaced(ctx.client.clone(), ns))
             .collect()
     };
-    let mut readers = Vec::new();
+    let synced = Arc::new(SyncTracker {
+        pending: AtomicUsize::new(apis.len()),
+        on_synced: Box::new(on_synced),
+    });
     // One controller per namespace: a store can only be fed by one watcher.
-    let controllers: Vec<_> = apis
-        .into_iter()
-        .map(|api| {
-            let (reader, writer) = reflector::store();
-            readers.push(reader.clone());
-            let stream = watcher(api, watcher_config.clone())
-                .default_backoff()
-                // Managed fields are the bulk of an object and reconcile never reads them.
-                .modify(|obj: &mut IntegrationResponse| obj.managed_fields_mut().clear())
-                .reflect(writer)
-                .applied_objects();
-            Controller::for_stream(stream, reader)
-                .with_config(ControllerConfig::default().concurrency(concurrency))
-                .shutdown_on_signal()
-                .run(reconcile, error_policy, ctx.clone())
-                .for_each(|_| futures::future::ready(()))
-        })
-        .collect();
-    tokio::spawn(async move {
-        for reader in readers {
-            if reader.wait_until_ready().await.is_err() {
-                return;
-            }
-        }
-        on_synced();
+    let controllers = apis.into_iter().map(|api| {
+        let (reader, writer) = reflector::store();
+        let synced = synced.clone();
+        let mut listed = false;
+        let stream = watcher(api, watcher_config.clone())
+            .default_backoff()
+            // Seen on the stream rather than with Store::wait_until_ready: that future wakes
+            // only its last poller, so a second waiter could starve the controller's own.
+            .inspect_ok(move |event| {
+                if matches!(event, watcher::Event::InitDone)
+                    && !std::mem::replace(&mut listed, true)
+                {
+                    synced.listed();
+                }
+            })
+            // Managed fields are the bulk of an object and reconcile never reads them.
+            .modify(|obj: &mut IntegrationResponse| obj.managed_fields_mut().clear())
+            .reflect(writer)
+            .applied_objects();
+        Controller::for_stream(stream, reader)
+            .with_config(ControllerConfig::default().concurrency(concurrency))
+            .shutdown_on_signal()
+            .run(reconcile, error_policy, ctx.clone())
+            .for_each(|_| futures::future::ready(()))
     });
     futures::future::join_all(controllers).await;
+}
+
+/// Calls `on_synced` once the last of several watches has listed its objects.
+struct SyncTracker {
+    pending: AtomicUsize,
+    on_synced: Box<dyn Fn() + Send + Sync>,
+}
+
+impl SyncTracker {
+    fn listed(&self) {
+        if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
+            (self.on_synced)();
+        }
+    }
 }

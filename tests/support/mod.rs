@@ -4,6 +4,7 @@
 pub mod fake_aws;
 pub mod fake_kube;
 pub mod moto;
+pub mod stack;
 
 use std::sync::Arc;
 use std::time::Duration;

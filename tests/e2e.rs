@@ -1,0 +1,485 @@
+//! End to end: the real operator binary, as a process, against the Kubernetes API emulator and a
+//! real moto_server. Each test asserts on both the Kubernetes object and what moto holds.
+//! Tests run one at a time: each starts its own processes, and the machine has two cores.
+
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use integration_response_operator::crd::{DeletionPolicy, IntegrationResponse};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube_emulator::Fault;
+use serde_json::json;
+use support::stack::{Operator, Stack, eventually};
+use tokio::sync::Mutex;
+
+static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
+const WAIT: Duration = Duration::from_secs(30);
+
+fn ready(object: &IntegrationResponse) -> bool {
+    let generation = object.metadata.generation;
+    object.status.as_ref().is_some_and(|s| {
+        s.observed_generation == generation
+            && s.condition("Ready").is_some_and(|c| c.status == "True")
+    })
+}
+
+async fn wait_ready(stack: &Stack, name: &str, operator: &Operator) -> IntegrationResponse {
+    let api = stack.api();
+    eventually(WAIT, &format!("{name} to be Ready"), Some(operator), || {
+        let api = api.clone();
+        async move { api.get(name).await.ok().filter(ready) }
+    })
+    .await
+}
+
+async fn wait_gone(stack: &Stack, name: &str, operator: &Operator) {
+    let api = stack.api();
+    eventually(
+        WAIT,
+        &format!("{name} to be deleted"),
+        Some(operator),
+        || {
+            let api = api.clone();
+            async move { api.get_opt(name).await.unwrap().is_none().then_some(()) }
+        },
+    )
+    .await
+}
+
+async fn event_reasons(stack: &Stack) -> Vec<String> {
+    let events: Api<k8s_openapi::api::events::v1::Event> =
+        Api::namespaced(stack.client.clone(), "default");
+    events
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
+#[tokio::test]
+async fn an_applied_cr_becomes_ready_with_exactly_one_response_in_aws() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let operator = stack.operator(&[]);
+    stack.apply(&stack.cr("errors")).await;
+    let object = wait_ready(&stack, "errors", &operator).await;
+
+    let status = object.status.unwrap();
+    let in_aws = stack.moto_responses().await;
+    assert_eq!(in_aws.len(), 1);
+    let response = &in_aws[0];
+    assert_eq!(
+        status.integration_response_id.as_deref(),
+        response.integration_response_id()
+    );
+    assert_eq!(response.integration_response_key(), Some("/4\\d\\d/"));
+    assert_eq!(
+        response.template_selection_expression(),
+        Some("$integration.response.statuscode")
+    );
+    assert_eq!(
+        response.response_parameters().unwrap()["method.response.header.X-Failed"],
+        "'true'"
+    );
+    assert_eq!(status.region.as_deref(), Some("us-east-1"));
+    assert_eq!(
+        object.metadata.finalizers.unwrap(),
+        ["apigatewayv2.aws.operator.rs/finalizer"]
+    );
+    assert!(event_reasons(&stack).await.contains(&"Created".to_owned()));
+}
+
+#[tokio::test]
+async fn spec_changes_update_aws_in_place() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let operator = stack.operator(&[]);
+    stack.apply(&stack.cr("errors")).await;
+    let before = wait_ready(&stack, "errors", &operator).await;
+    let change = json!({"spec": {
+        "integrationResponseKey": "/5\\d\\d/",
+        "responseTemplates": {"application/json": "{\"v\": 2}"},
+        // A merge patch merges maps: null removes the old parameter.
+        "responseParameters": {"method.response.header.X-Failed": null, "method.response.header.X-Version": "'2'"},
+    }});
+    stack
+        .api()
+        .patch("errors", &PatchParams::default(), &Patch::Merge(change))
+        .await
+        .unwrap();
+    let after = wait_ready(&stack, "errors", &operator).await;
+    assert_eq!(after.status.as_ref().unwrap().observed_generation, Some(2));
+
+    let in_aws = stack.moto_responses().await;
+    assert_eq!(in_aws.len(), 1, "updated in place, no second response");
+    let response = &in_aws[0];
+    assert_eq!(
+        response.integration_response_id(),
+        before.status.unwrap().integration_response_id.as_deref()
+    );
+    assert_eq!(response.integration_response_key(), Some("/5\\d\\d/"));
+    assert_eq!(
+        response.response_templates().unwrap()["application/json"],
+        "{\"v\": 2}"
+    );
+    let parameters = response.response_parameters().unwrap();
+    assert_eq!(parameters.len(), 1);
+    assert_eq!(parameters["method.response.header.X-Version"], "'2'");
+}
+
+#[tokio::test]
+async fn drift_is_put_back_and_a_deleted_response_is_recreated() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let operator = stack.operator(&[("RESYNC_PERIOD", "1s")]);
+    stack.apply(&stack.cr("errors")).await;
+    let object = wait_ready(&stack, "errors", &operator).await;
+    let id = object.status.unwrap().integration_response_id.unwrap();
+    let aws = stack.moto.client().await;
+
+    aws.update_integration_response()
+        .api_id(&stack.api_id)
+        .integration_id(&stack.integration_id)
+        .integration_response_id(&id)
+        .template_selection_expression("$request.body.hacked")
+        .send()
+        .await
+        .unwrap();
+    eventually(WAIT, "drift to be corrected", Some(&operator), || async {
+        let responses = stack.moto_responses().await;
+        (responses[0].template_selection_expression() == Some("$integration.response.statuscode"))
+            .then_some(())
+    })
+    .await;
+
+    aws.delete_integration_response()
+        .api_id(&stack.api_id)
+        .integration_id(&stack.integration_id)
+        .integration_response_id(&id)
+        .send()
+        .await
+        .unwrap();
+    let recreated = eventually(
+        WAIT,
+        "the response to be recreated",
+        Some(&operator),
+        || async {
+            let responses = stack.moto_responses().await;
+            let new_id = responses
+                .first()
+                .and_then(|r| r.integration_response_id())
+                .map(str::to_owned);
+            new_id.filter(|new| *new != id)
+        },
+    )
+    .await;
+    eventually(
+        WAIT,
+        "status to record the new id",
+        Some(&operator),
+        || async {
+            let status = stack.api().get("errors").await.unwrap().status.unwrap();
+            (status.integration_response_id.as_deref() == Some(recreated.as_str())).then_some(())
+        },
+    )
+    .await;
+    assert_eq!(stack.moto_responses().await.len(), 1);
+    let reasons = event_reasons(&stack).await;
+    assert!(
+        reasons.contains(&"DriftCorrected".to_owned()) && reasons.contains(&"Recreated".to_owned()),
+        "{reasons:?}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_the_cr_deletes_in_aws_unless_retained() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let operator = stack.operator(&[]);
+    stack.apply(&stack.cr("gone")).await;
+    let mut kept = stack.cr("kept");
+    kept.spec.integration_response_key = "$default".into();
+    kept.spec.deletion_policy = Some(DeletionPolicy::Retain);
+    stack.apply(&kept).await;
+    wait_ready(&stack, "gone", &operator).await;
+    let kept_id = wait_ready(&stack, "kept", &operator)
+        .await
+        .status
+        .unwrap()
+        .integration_response_id
+        .unwrap();
+    assert_eq!(stack.moto_responses().await.len(), 2);
+
+    stack
+        .api()
+        .delete("gone", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&stack, "gone", &operator).await;
+    stack
+        .api()
+        .delete("kept", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&stack, "kept", &operator).await;
+
+    let left: Vec<_> = stack
+        .moto_responses()
+        .await
+        .into_iter()
+        .filter_map(|r| r.integration_response_id)
+        .collect();
+    assert_eq!(
+        left,
+        [kept_id],
+        "Delete removed its response; Retain kept its own"
+    );
+}
+
+#[tokio::test]
+async fn invalid_specs_are_refused_at_apply_and_nothing_reaches_aws() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let operator = stack.operator(&[]);
+    let api: Api<kube::api::DynamicObject> = Api::namespaced_with(
+        stack.client.clone(),
+        "default",
+        &kube::api::ApiResource::erase::<IntegrationResponse>(&()),
+    );
+    let cases = [
+        (
+            json!({"integrationId": stack.integration_id, "integrationResponseKey": "$default"}),
+            "spec.apiId: Required value",
+        ),
+        (
+            json!({"apiId": stack.api_id, "integrationId": stack.integration_id, "integrationResponseKey": "foo"}),
+            "integrationResponseKey must be $default or a regular expression wrapped in slashes",
+        ),
+        (
+            json!({"apiId": stack.api_id, "integrationId": stack.integration_id, "integrationResponseKey": "$default", "contentHandlingStrategy": "BOGUS"}),
+            "Unsupported value: \"BOGUS\"",
+        ),
+        (
+            json!({"apiId": stack.api_id, "integrationId": stack.integration_id, "integrationResponseKey": "$default", "deletionPolicy": "Orphan"}),
+            "Unsupported value: \"Orphan\"",
+        ),
+    ];
+    for (spec, expected) in cases {
+        let object = serde_json::from_value(json!({
+            "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1", "kind": "IntegrationResponse",
+            "metadata": {"name": "bad"}, "spec": spec,
+        }))
+        .unwrap();
+        match api.create(&Default::default(), &object).await {
+            Err(kube::Error::Api(status)) => {
+                assert_eq!(status.code, 422);
+                assert!(
+                    status.message.contains(expected),
+                    "{} does not say {expected:?}",
+                    status.message
+                );
+            }
+            other => panic!("expected a 422, got {other:?}"),
+        }
+    }
+    // Changing apiId of an existing object is refused too.
+    stack.apply(&stack.cr("good")).await;
+    wait_ready(&stack, "good", &operator).await;
+    let err = stack
+        .api()
+        .patch(
+            "good",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"spec": {"apiId": "other"}})),
+        )
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("apiId is immutable"), "{err}");
+    assert_eq!(
+        stack.moto_responses().await.len(),
+        1,
+        "only the valid object reached AWS"
+    );
+}
+
+#[tokio::test]
+async fn a_missing_integration_is_reported_and_the_cr_stays_deletable() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let operator = stack.operator(&[]);
+    let orphan = support::integration_response("orphan", &stack.api_id, "does-not-exist");
+    stack.apply(&orphan).await;
+    let api = stack.api();
+    eventually(WAIT, "DependencyNotFound", Some(&operator), || {
+        let api = api.clone();
+        async move {
+            let object = api.get("orphan").await.ok()?;
+            let ready = object.status?.condition("Ready").cloned()?;
+            (ready.status == "False" && ready.reason == "DependencyNotFound").then_some(())
+        }
+    })
+    .await;
+    // Retried slowly: a second look is not due for at least 15 s.
+    let lists = stack
+        .emulator
+        .request_count("patch", "integrationresponses/status");
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(
+        stack
+            .emulator
+            .request_count("patch", "integrationresponses/status"),
+        lists,
+        "no hot retry"
+    );
+
+    api.delete("orphan", &DeleteParams::default())
+        .await
+        .unwrap();
+    wait_gone(&stack, "orphan", &operator).await;
+}
+
+#[tokio::test]
+async fn a_crash_between_the_create_and_the_status_write_makes_no_duplicate() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    // The first status write (the pending key) goes through; every later one fails, so the id
+    // never reaches the API server.
+    stack
+        .emulator
+        .faults()
+        .add(Fault::fail("patch", "integrationresponses/status", 500, 1_000).after(1));
+    let mut first = stack.operator(&[]);
+    stack.apply(&stack.cr("errors")).await;
+    eventually(WAIT, "the create to reach AWS", Some(&first), || async {
+        (!stack.moto_responses().await.is_empty()).then_some(())
+    })
+    .await;
+    first.signal("KILL");
+    first.wait_exit(Duration::from_secs(5)).expect("killed");
+    let status = stack.api().get("errors").await.unwrap().status.unwrap();
+    assert_eq!(
+        status.integration_response_id, None,
+        "the id was never written"
+    );
+    assert_eq!(status.pending_create_key.as_deref(), Some("/4\\d\\d/"));
+
+    stack.emulator.faults().clear();
+    let second = stack.operator(&[]);
+    let object = wait_ready(&stack, "errors", &second).await;
+    let in_aws = stack.moto_responses().await;
+    assert_eq!(in_aws.len(), 1, "exactly one integration response");
+    assert_eq!(
+        object.status.unwrap().integration_response_id.as_deref(),
+        in_aws[0].integration_response_id()
+    );
+}
+
+#[tokio::test]
+async fn the_operator_converges_through_api_server_faults() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let faults = stack.emulator.faults();
+    faults.add(Fault::fail("patch", "integrationresponses/status", 409, 2));
+    faults.add(Fault::fail("patch", "integrationresponses/status", 500, 2));
+    faults.add(Fault::fail("patch", "integrationresponses", 500, 1));
+    let operator = stack.operator(&[]);
+    for name in ["a", "b", "c"] {
+        let mut object = stack.cr(name);
+        object.spec.integration_response_key = format!("/{name}/");
+        stack.apply(&object).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stack.emulator.drop_watches();
+    for name in ["a", "b", "c"] {
+        wait_ready(&stack, name, &operator).await;
+    }
+    // Written after the watches dropped: seen through the re-established watch.
+    let mut late = stack.cr("d");
+    late.spec.integration_response_key = "/d/".into();
+    stack.apply(&late).await;
+    wait_ready(&stack, "d", &operator).await;
+    let mut keys: Vec<_> = stack
+        .moto_responses()
+        .await
+        .into_iter()
+        .filter_map(|r| r.integration_response_key)
+        .collect();
+    keys.sort();
+    assert_eq!(keys, ["/a/", "/b/", "/c/", "/d/"]);
+}
+
+#[tokio::test]
+async fn sigterm_finishes_in_flight_work_and_exits_zero() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let mut operator = stack.operator(&[]);
+    stack.apply(&stack.cr("errors")).await;
+    wait_ready(&stack, "errors", &operator).await;
+    let (code, _) = operator.http_get("/readyz").await;
+    assert_eq!(code, 200);
+    operator.signal("TERM");
+    let status = operator
+        .wait_exit(Duration::from_secs(10))
+        .expect("exits promptly after SIGTERM");
+    assert!(
+        status.success(),
+        "exit status {status:?}\n{}",
+        operator.logs()
+    );
+}
+
+#[tokio::test]
+async fn a_hundred_crs_applied_at_once_all_become_ready_without_duplicates() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let operator = stack.operator(&[("AWS_RATE_LIMIT_RPS", "0"), ("RECONCILE_CONCURRENCY", "8")]);
+    let stack = Arc::new(stack);
+    let creates = (0..100).map(|i| {
+        let stack = stack.clone();
+        async move {
+            let mut object = stack.cr(&format!("r{i:03}"));
+            object.spec.integration_response_key = format!("/{i}\\d/");
+            stack.apply(&object).await;
+        }
+    });
+    futures::future::join_all(creates).await;
+    let api = stack.api();
+    eventually(
+        Duration::from_secs(90),
+        "100 Ready objects",
+        Some(&operator),
+        || {
+            let api = api.clone();
+            async move {
+                let objects = api.list(&ListParams::default()).await.ok()?;
+                (objects.items.len() == 100 && objects.items.iter().all(ready)).then_some(())
+            }
+        },
+    )
+    .await;
+    let responses = stack.moto_responses().await;
+    assert_eq!(responses.len(), 100);
+    let mut keys: Vec<_> = responses
+        .iter()
+        .filter_map(|r| r.integration_response_key())
+        .collect();
+    keys.sort();
+    keys.dedup();
+    assert_eq!(keys.len(), 100, "every object has its own response");
+    let mut ids: Vec<_> = api
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .into_iter()
+        .filter_map(|o| o.status?.integration_response_id)
+        .collect();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 100);
+}
