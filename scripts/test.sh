@@ -17,3 +17,6 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "tests (unit, reconcile scenarios, CRD, moto)"
 cargo test --workspace --locked --all-targets
+
+step "local quickstart (the README's run command) until the example is Ready"
+env -u KUBECONFIG scripts/run-local.sh --until-ready
