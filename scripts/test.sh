@@ -9,9 +9,8 @@ log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 
 step "test tools"
-MOTO_SERVER=$(scripts/install-test-tools.sh)
-export MOTO_SERVER
-echo "moto_server: $MOTO_SERVER"
+scripts/install-test-tools.sh
+. .tools/env
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -20,11 +19,18 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 step "local quickstart (the README's run command) until the example is Ready"
 env -u KUBECONFIG scripts/run-local.sh --until-ready
 
+step "Helm chart: lint, render, strict validation, Pod Security, RBAC, values schema"
+python3 -m pytest -q tests/chart 2>&1 | tee -a "$log"
+
+step "Argo CD health check (Lua 5.1)"
+lua5.1 argocd/health_test.lua | tee -a "$log"
+
 step "cargo tests: unit, reconcile scenarios, CRD, moto, end to end, API emulator"
 cargo test --workspace --locked --all-targets 2>&1 | tee "$log"
 
 # One closing line for the whole run.
-passed=$(grep -Eo '^test result: .* ([0-9]+) passed' "$log" | grep -Eo '[0-9]+ passed' | awk '{s += $1} END {print s + 0}')
-failed=$(grep -Eo '; ([0-9]+) failed' "$log" | grep -Eo '[0-9]+' | awk '{s += $1} END {print s + 0}')
+# cargo: "test result: ok. N passed; M failed"; pytest: "N passed"; lua: "N passed, M failed".
+passed=$(grep -Eo '[0-9]+ passed' "$log" | awk '{s += $1} END {print s + 0}')
+failed=$(grep -Eo '[0-9]+ failed' "$log" | awk '{s += $1} END {print s + 0}')
 echo
 echo "all tests: $passed passed, $failed failed"

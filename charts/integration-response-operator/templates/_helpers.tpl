@@ -1,0 +1,49 @@
+{{- define "iro.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" }}
+{{- end }}
+
+{{- define "iro.fullname" -}}
+{{- if .Values.fullnameOverride }}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" }}
+{{- else if contains (include "iro.name" .) .Release.Name }}
+{{- .Release.Name | trunc 63 | trimSuffix "-" }}
+{{- else }}
+{{- printf "%s-%s" .Release.Name (include "iro.name" .) | trunc 63 | trimSuffix "-" }}
+{{- end }}
+{{- end }}
+
+{{- define "iro.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "iro.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end }}
+
+{{- define "iro.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" }}
+{{ include "iro.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end }}
+
+{{- define "iro.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create }}
+{{- default (include "iro.fullname" .) .Values.serviceAccount.name }}
+{{- else }}
+{{- default "default" .Values.serviceAccount.name }}
+{{- end }}
+{{- end }}
+
+{{/* The rules the operator needs on its own resources and on Events: nothing more. */}}
+{{- define "iro.rules" -}}
+- apiGroups: ["apigatewayv2.aws.operator.rs"]
+  resources: ["integrationresponses"]
+  verbs: ["get", "list", "watch", "patch"]
+- apiGroups: ["apigatewayv2.aws.operator.rs"]
+  resources: ["integrationresponses/status"]
+  verbs: ["patch"]
+- apiGroups: ["apigatewayv2.aws.operator.rs"]
+  resources: ["integrationresponses/finalizers"]
+  verbs: ["update"]
+- apiGroups: ["events.k8s.io"]
+  resources: ["events"]
+  verbs: ["create", "patch"]
+{{- end }}

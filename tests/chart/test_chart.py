@@ -1,0 +1,183 @@
+"""Checks of the Helm chart: lint, rendering with several value sets, strict validation against the
+Kubernetes schemas, the restricted Pod Security Standard, least-privilege RBAC, the values schema,
+and the CRD copy. Needs HELM (path to helm) and kubernetes-validate; scripts/test.sh provides both."""
+import filecmp
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+CHART = ROOT / "charts" / "integration-response-operator"
+CRD = "integrationresponses.apigatewayv2.aws.operator.rs.yaml"
+HELM = os.environ.get("HELM", "helm")
+
+VALUE_SETS = {
+    "defaults": [],
+    "namespaced": ["--set", "operator.watchNamespaces={team-a,team-b}"],
+    "monitoring": ["--set", "metrics.serviceMonitor.enabled=true", "--set", "podDisruptionBudget.enabled=true"],
+    "templated-crd": ["--set", "crds.templated=true", "--skip-crds"],
+    "irsa": ["--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/x",
+             "--set", "operator.defaultRegion=eu-west-1", "--set", "operator.awsEndpoint=http://127.0.0.1:5000"],
+}
+
+
+def helm(*args, check=True):
+    return subprocess.run([HELM, *args], capture_output=True, text=True, check=check)
+
+
+def template(extra):
+    # As installed: crds/ included unless the value set installs the CRD as a template instead.
+    crds = [] if "--skip-crds" in extra else ["--include-crds"]
+    return helm("template", "iro", str(CHART), "--namespace", "operators", *crds, *extra).stdout
+
+
+def render(extra):
+    return [d for d in yaml.safe_load_all(template(extra)) if d]
+
+
+def by_kind(docs, kind):
+    return [d for d in docs if d["kind"] == kind]
+
+
+def test_lint_is_clean():
+    result = helm("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in result.stdout, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_rendered_manifests_pass_strict_kubernetes_validation(name, tmp_path):
+    path = tmp_path / "rendered.yaml"
+    path.write_text(template(VALUE_SETS[name]))
+    result = subprocess.run(["kubernetes-validate", "--strict", "-k", "1.33.0", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed for resource deployment/" in result.stdout
+
+
+@pytest.mark.parametrize("name", VALUE_SETS)
+def test_pod_meets_the_restricted_pod_security_standard(name):
+    [deployment] = by_kind(render(VALUE_SETS[name]), "Deployment")
+    pod = deployment["spec"]["template"]["spec"]
+    assert not any(pod.get(k) for k in ("hostNetwork", "hostPID", "hostIPC"))
+    assert all("hostPath" not in v for v in pod.get("volumes", []))
+    assert pod["securityContext"]["runAsNonRoot"] is True
+    assert pod["securityContext"]["runAsUser"] != 0
+    assert pod["securityContext"]["seccompProfile"]["type"] == "RuntimeDefault"
+    for container in pod["containers"]:
+        sc = container["securityContext"]
+        assert sc["allowPrivilegeEscalation"] is False
+        assert sc["capabilities"]["drop"] == ["ALL"]
+        assert not sc["capabilities"].get("add")
+        assert sc["readOnlyRootFilesystem"] is True
+        assert not sc.get("privileged")
+        assert container["livenessProbe"]["httpGet"]["path"] == "/livez"
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
+
+
+def env_of(docs):
+    [deployment] = by_kind(docs, "Deployment")
+    return {e["name"]: e.get("value") for e in deployment["spec"]["template"]["spec"]["containers"][0]["env"]}
+
+
+def test_operator_settings_reach_the_environment():
+    env = env_of(render(VALUE_SETS["irsa"] + ["--set", "operator.labelSelector=shard=a"]))
+    assert env["AWS_REGION"] == "eu-west-1"
+    assert env["AWS_ENDPOINT_URL_APIGATEWAYV2"] == "http://127.0.0.1:5000"
+    assert env["RESYNC_PERIOD"] == "10m"
+    assert env["AWS_RATE_LIMIT_RPS"] == "5"
+    assert env["LABEL_SELECTOR"] == "shard=a"
+    assert "WATCH_NAMESPACE" not in env
+    assert env_of(render(VALUE_SETS["namespaced"]))["WATCH_NAMESPACE"] == "team-a,team-b"
+
+
+def test_image_tag_defaults_to_app_version():
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    [deployment] = by_kind(render([]), "Deployment")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image.endswith(":" + chart["appVersion"])
+
+
+EXPECTED_RULES = [
+    (["apigatewayv2.aws.operator.rs"], ["integrationresponses"], ["get", "list", "watch", "patch"]),
+    (["apigatewayv2.aws.operator.rs"], ["integrationresponses/status"], ["patch"]),
+    (["apigatewayv2.aws.operator.rs"], ["integrationresponses/finalizers"], ["update"]),
+    (["events.k8s.io"], ["events"], ["create", "patch"]),
+]
+
+
+def rules(role):
+    return [(r["apiGroups"], r["resources"], r["verbs"]) for r in role["rules"]]
+
+
+def test_rbac_is_least_privilege_and_cluster_wide_by_default():
+    docs = render([])
+    [role] = by_kind(docs, "ClusterRole")
+    assert rules(role) == EXPECTED_RULES
+    assert not by_kind(docs, "Role")
+    [binding] = by_kind(docs, "ClusterRoleBinding")
+    assert binding["subjects"][0]["namespace"] == "operators"
+
+
+def test_rbac_is_namespaced_when_the_watch_is():
+    docs = render(VALUE_SETS["namespaced"])
+    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    roles = by_kind(docs, "Role")
+    assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
+    assert all(rules(r) == EXPECTED_RULES for r in roles)
+    assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == ["team-a", "team-b"]
+
+
+def test_templated_crd_is_kept_on_uninstall_and_matches_the_file():
+    [crd] = by_kind(render(VALUE_SETS["templated-crd"]), "CustomResourceDefinition")
+    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+    original = yaml.safe_load((ROOT / "crds" / CRD).read_text())
+    assert crd["spec"] == original["spec"]
+
+
+def test_chart_crd_is_the_generated_crd():
+    assert filecmp.cmp(ROOT / "crds" / CRD, CHART / "crds" / CRD, shallow=False), "run: cp crds/*.yaml charts/integration-response-operator/crds/"
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("replicaCount=2", "maximum"),
+    ("operator.logFormat=xml", "plain"),
+    ("operator.awsRateLimitRps=20", "maximum"),
+    ("operator.resyncPeriod=often", "pattern"),
+    ("operator.defaultRegion=Mars", "pattern"),
+    ("image.pullPolicy=Sometimes", "IfNotPresent"),
+    ("colour=blue", "additional properties"),
+])
+def test_wrong_values_fail_with_a_clear_message(setting, message):
+    result = helm("template", "iro", str(CHART), "--set", setting, check=False)
+    assert result.returncode != 0, f"{setting} was accepted"
+    assert message in result.stderr, result.stderr
+
+
+def test_service_monitor_needs_the_metrics_service():
+    result = helm("template", "iro", str(CHART), "--set", "metrics.serviceMonitor.enabled=true",
+                  "--set", "metrics.service.enabled=false", check=False)
+    assert result.returncode != 0 and "needs metrics.service.enabled" in result.stderr
+
+
+def test_argocd_cm_patch_embeds_the_tested_health_check():
+    patch = yaml.safe_load((ROOT / "deploy" / "argocd-cm-patch.yaml").read_text())
+    embedded = patch["data"]["resource.customizations.health.apigatewayv2.aws.operator.rs_IntegrationResponse"]
+    assert embedded == (ROOT / "argocd" / "health.lua").read_text()
+
+
+def test_argocd_application_example_orders_operator_before_objects():
+    apps = list(yaml.safe_load_all((ROOT / "deploy" / "argocd-application.yaml").read_text()))
+    waves = {a["metadata"]["name"]: int(a["metadata"]["annotations"]["argocd.argoproj.io/sync-wave"]) for a in apps}
+    assert waves["integration-response-operator"] < waves["websocket-integration-responses"]
+    assert apps[0]["spec"]["source"]["path"] == "charts/integration-response-operator"
+
+
+def test_iam_policy_grants_only_integration_response_calls():
+    import json
+    policy = json.loads((ROOT / "deploy" / "iam-policy.json").read_text())
+    [statement] = policy["Statement"]
+    assert statement["Effect"] == "Allow"
+    assert sorted(statement["Action"]) == ["apigateway:DELETE", "apigateway:GET", "apigateway:PATCH", "apigateway:POST"]
+    assert all("/integrationresponses" in r for r in statement["Resource"])
