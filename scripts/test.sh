@@ -26,7 +26,7 @@ step "Argo CD health check (Lua 5.1)"
 lua5.1 argocd/health_test.lua | tee -a "$log"
 
 step "cargo tests: unit, reconcile scenarios, CRD, moto, end to end, API emulator"
-cargo test --workspace --locked --all-targets 2>&1 | tee "$log"
+cargo test --workspace --locked --all-targets 2>&1 | tee -a "$log"
 
 # One closing line for the whole run.
 # cargo: "test result: ok. N passed; M failed"; pytest: "N passed"; lua: "N passed, M failed".
