@@ -42,6 +42,35 @@ pub struct Args {
     #[arg(long, env = "ADMIN_ADDR", default_value = "0.0.0.0:8080")]
     pub admin_addr: SocketAddr,
 
+    /// Run only while holding a coordination.k8s.io Lease, so several replicas can run with one
+    /// active (needed whenever more than one replica runs).
+    #[arg(long, env = "LEADER_ELECT", default_value_t = false, action = clap::ArgAction::Set)]
+    pub leader_elect: bool,
+
+    /// Name of the Lease used for leader election.
+    #[arg(
+        long,
+        env = "LEASE_NAME",
+        default_value = "integration-response-operator"
+    )]
+    pub lease_name: String,
+
+    /// Namespace of the Lease (the operator's own namespace in a cluster).
+    #[arg(long, env = "LEASE_NAMESPACE", default_value = "default")]
+    pub lease_namespace: String,
+
+    /// How long a leader that stops renewing keeps the lease; a standby takes over after it.
+    #[arg(long, env = "LEASE_DURATION", default_value = "15s", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
+    /// This replica's identity in the Lease and in Events; defaults to the pod's name.
+    #[arg(long, env = "POD_NAME")]
+    pub identity: Option<String>,
+
+    /// After SIGTERM, how long in-flight reconciles may take before the process exits anyway.
+    #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = humantime::parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// Log format; the level comes from RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -64,6 +93,8 @@ mod tests {
         assert!(args.aws_rps > 0.0 && args.aws_rps < 10.0);
         assert!(args.watch_namespace.is_empty());
         assert_eq!(args.admin_addr.port(), 8080);
+        assert!(!args.leader_elect);
+        assert_eq!(args.lease_duration, Duration::from_secs(15));
     }
 
     #[test]

@@ -13,10 +13,12 @@ pub mod conditions;
 pub mod controller;
 pub mod crd;
 pub mod failure;
+pub mod leader;
 pub mod metrics;
 pub mod pacing;
 pub mod plan;
 pub mod runtime;
+pub mod shutdown;
 pub mod telemetry;
 
 use failure::Failure;

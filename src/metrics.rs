@@ -1,11 +1,14 @@
 //! Prometheus metrics. Labels come from small fixed sets (operation names, outcome categories),
 //! never from object names or error text, so cardinality stays bounded.
 
+use std::collections::HashMap;
+use std::sync::Mutex;
 use std::time::Duration;
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 
@@ -20,11 +23,39 @@ struct ReconcileLabels {
     result: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct StateLabels {
+    state: &'static str,
+}
+
+/// Where an object stands, for the `objects` gauge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ObjectState {
+    Ready,
+    Progressing,
+    Stalled,
+}
+
+impl ObjectState {
+    fn label(self) -> &'static str {
+        match self {
+            Self::Ready => "ready",
+            Self::Progressing => "progressing",
+            Self::Stalled => "stalled",
+        }
+    }
+}
+
 pub struct Metrics {
     aws_calls: Family<AwsCallLabels, Counter>,
     pacer_wait: Histogram,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: Histogram,
+    objects: Family<StateLabels, Gauge>,
+    /// Each object's last state, so the gauges count objects rather than events.
+    object_states: Mutex<HashMap<String, ObjectState>>,
+    leader: Gauge,
+    watch_restarts: Counter,
 }
 
 impl Default for Metrics {
@@ -34,6 +65,10 @@ impl Default for Metrics {
             pacer_wait: Histogram::new(exponential_buckets(0.01, 4.0, 8)),
             reconciles: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 4.0, 9)),
+            objects: Family::default(),
+            object_states: Mutex::default(),
+            leader: Gauge::default(),
+            watch_restarts: Counter::default(),
         }
     }
 }
@@ -63,7 +98,65 @@ impl Metrics {
             "Time taken by one reconcile",
             metrics.reconcile_duration.clone(),
         );
+        registry.register(
+            "objects",
+            "IntegrationResponses by state (ready, progressing, stalled)",
+            metrics.objects.clone(),
+        );
+        registry.register(
+            "leader",
+            "1 while this replica reconciles (holds the lease, or runs without election)",
+            metrics.leader.clone(),
+        );
+        registry.register(
+            "watch_restarts",
+            "Watch errors and re-lists of IntegrationResponses",
+            metrics.watch_restarts.clone(),
+        );
+        for state in [
+            ObjectState::Ready,
+            ObjectState::Progressing,
+            ObjectState::Stalled,
+        ] {
+            let _ = metrics.objects.get_or_create(&StateLabels {
+                state: state.label(),
+            });
+        }
         metrics
+    }
+
+    /// Records an object's state; `None` when it is gone.
+    pub fn set_object_state(&self, key: &str, state: Option<ObjectState>) {
+        let mut states = self.object_states.lock().expect("object states lock");
+        let previous = match state {
+            Some(state) => states.insert(key.to_owned(), state),
+            None => states.remove(key),
+        };
+        if previous == state {
+            return;
+        }
+        if let Some(previous) = previous {
+            self.objects
+                .get_or_create(&StateLabels {
+                    state: previous.label(),
+                })
+                .dec();
+        }
+        if let Some(state) = state {
+            self.objects
+                .get_or_create(&StateLabels {
+                    state: state.label(),
+                })
+                .inc();
+        }
+    }
+
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.set(i64::from(leader));
+    }
+
+    pub fn count_watch_restart(&self) {
+        self.watch_restarts.inc();
     }
 
     pub fn count_aws_call(&self, operation: &'static str, outcome: &'static str) {
@@ -110,5 +203,33 @@ mod tests {
         assert!(text.contains(r#"integration_response_operator_reconciles_total{result="ok"} 1"#));
         assert!(text.contains("integration_response_operator_reconcile_duration_seconds_count 1"));
         assert!(text.contains("integration_response_operator_aws_pacer_wait_seconds_count 1"));
+        assert!(text.contains(r#"integration_response_operator_objects{state="stalled"} 0"#));
+    }
+
+    #[test]
+    fn object_gauges_count_each_object_once_in_its_latest_state() {
+        let metrics = Metrics::default();
+        let count = |state: ObjectState| {
+            metrics
+                .objects
+                .get_or_create(&StateLabels {
+                    state: state.label(),
+                })
+                .get()
+        };
+        metrics.set_object_state("ns/a", Some(ObjectState::Progressing));
+        metrics.set_object_state("ns/a", Some(ObjectState::Ready));
+        metrics.set_object_state("ns/a", Some(ObjectState::Ready));
+        metrics.set_object_state("ns/b", Some(ObjectState::Stalled));
+        assert_eq!(
+            (
+                count(ObjectState::Ready),
+                count(ObjectState::Progressing),
+                count(ObjectState::Stalled)
+            ),
+            (1, 0, 1)
+        );
+        metrics.set_object_state("ns/b", None);
+        assert_eq!(count(ObjectState::Stalled), 0);
     }
 }

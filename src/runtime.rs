@@ -1,41 +1,58 @@
-//! Wires the process together: Kubernetes and AWS clients, admin server, controller.
+//! Wires the process together: Kubernetes and AWS clients, admin server, leader election and
+//! the controller, with a bounded graceful shutdown.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
 use anyhow::Context as _;
 use kube::Client;
+use kube::api::{Api, ListParams};
+use kube::core::DeserializeGuard;
 use kube::runtime::events::{Recorder, Reporter};
 use prometheus_client::registry::Registry;
-use tracing::{error, info};
+use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::aws::AwsClients;
 use crate::cli::Args;
 use crate::controller::{self, Context, Settings, WatchScope};
+use crate::crd::IntegrationResponse;
+use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
 use crate::pacing::Pacer;
+use crate::shutdown::Shutdown;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals();
     let client = Client::try_default()
         .await
         .context("no Kubernetes client: set KUBECONFIG or run in a cluster")?;
+    let identity = args
+        .identity
+        .clone()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "integration-response-operator".into());
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
     let pacer = Arc::new(Pacer::new(args.aws_rps, args.aws_burst));
     let aws = AwsClients::from_env(pacer, metrics.clone()).await;
     let reporter = Reporter {
         controller: "integration-response-operator".into(),
-        instance: std::env::var("POD_NAME")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok()),
+        instance: Some(identity.clone()),
     };
     let recorder = Recorder::new(client.clone(), reporter);
     let settings = Settings {
         default_region: args.default_region.clone(),
         resync_period: args.resync_period,
     };
-    let ctx = Arc::new(Context::new(client, aws, recorder, settings, metrics));
+    let ctx = Arc::new(Context::new(
+        client.clone(),
+        aws,
+        recorder,
+        settings,
+        metrics.clone(),
+    ));
 
     let admin_state = Arc::new(AdminState {
         registry,
@@ -54,13 +71,108 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         namespaces: args.watch_namespace.clone(),
         label_selector: args.label_selector.clone(),
     };
-    info!(?scope, default_region = args.default_region.as_deref(), resync = ?args.resync_period, "starting controller");
+    if !wait_for_crd(&client, &scope, &shutdown).await {
+        return Ok(());
+    }
+
+    let mut elector = None;
+    if args.leader_elect {
+        let config = LeaseConfig {
+            name: args.lease_name.clone(),
+            namespace: args.lease_namespace.clone(),
+            identity: identity.clone(),
+            duration: args.lease_duration,
+        };
+        // A healthy standby reports ready, so rollouts and disruption budgets count it.
+        admin_state.ready.store(true, Ordering::Relaxed);
+        match acquire(Elector::new(client.clone(), config), &shutdown).await {
+            Some(acquired) => elector = Some(acquired),
+            None => return Ok(()),
+        }
+        admin_state.ready.store(false, Ordering::Relaxed);
+    }
+    metrics.set_leader(true);
+
+    info!(?scope, %identity, default_region = args.default_region.as_deref(), resync = ?args.resync_period, "starting controller");
     let ready_state = admin_state.clone();
-    controller::run(ctx, scope, args.concurrency, move || {
+    let controllers = controller::run(ctx, scope, args.concurrency, shutdown.clone(), move || {
         info!("watches synced");
         ready_state.ready.store(true, Ordering::Relaxed);
-    })
-    .await;
-    info!("controller stopped; exiting");
+    });
+    let drain_limit = args.shutdown_timeout;
+    let drain_expired = async {
+        shutdown.clone().requested().await;
+        tokio::time::sleep(drain_limit).await;
+    };
+    match elector.as_mut() {
+        None => tokio::select! {
+            _ = controllers => info!("controller stopped"),
+            _ = drain_expired => warn!(timeout = ?drain_limit, "in-flight reconciles did not finish in time; exiting"),
+        },
+        Some(elector) => {
+            let lost = tokio::select! {
+                _ = controllers => { info!("controller stopped"); false }
+                _ = drain_expired => { warn!(timeout = ?drain_limit, "in-flight reconciles did not finish in time; exiting"); false }
+                _ = elector.hold() => true,
+            };
+            if lost {
+                // Stop writing at once: another replica may already hold the lease.
+                metrics.set_leader(false);
+                anyhow::bail!("lost the leader lease; exiting so that only one replica writes");
+            }
+            if let Err(err) = elector.release().await {
+                warn!(%err, "could not release the lease; a standby takes over when it expires");
+            }
+        }
+    }
+    info!("exiting");
     Ok(())
+}
+
+/// Waits until this replica holds the lease; `None` if shutdown came first.
+async fn acquire(mut elector: Elector, shutdown: &Shutdown) -> Option<Elector> {
+    let retry = elector.config().retry_interval();
+    info!(lease = %elector.config().name, namespace = %elector.config().namespace, identity = %elector.config().identity, "waiting to become leader");
+    loop {
+        match elector.try_acquire_or_renew().await {
+            Ok(true) => {
+                info!("acquired the lease; this replica is the leader");
+                return Some(elector);
+            }
+            Ok(false) => {}
+            Err(err) => warn!(%err, "could not read or write the lease"),
+        }
+        tokio::select! {
+            _ = shutdown.clone().requested() => return None,
+            _ = tokio::time::sleep(retry) => {}
+        }
+    }
+}
+
+/// Waits until IntegrationResponses can be listed, saying plainly when the CRD is missing.
+/// Returns false if shutdown came first.
+async fn wait_for_crd(client: &Client, scope: &WatchScope, shutdown: &Shutdown) -> bool {
+    let api: Api<DeserializeGuard<IntegrationResponse>> = match scope.namespaces.first() {
+        Some(namespace) => Api::namespaced(client.clone(), namespace),
+        None => Api::all(client.clone()),
+    };
+    let mut attempt = 0u32;
+    loop {
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => return true,
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                if attempt % 15 == 0 {
+                    error!(
+                        "the IntegrationResponse CRD is not installed: run `kubectl apply -f crds/integrationresponses.apigatewayv2.aws.operator.rs.yaml`; waiting for it"
+                    );
+                }
+            }
+            Err(err) => warn!(%err, "cannot list IntegrationResponses yet; retrying"),
+        }
+        attempt += 1;
+        tokio::select! {
+            _ = shutdown.clone().requested() => return false,
+            _ = tokio::time::sleep(Duration::from_secs(2)) => {}
+        }
+    }
 }

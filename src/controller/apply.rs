@@ -3,12 +3,13 @@
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::status::{StatusWriter, report_failure, set_phase};
+use super::status::{StatusWriter, object_key, report_failure, set_phase};
 use super::{Context, events};
 use crate::aws::{ErrorKind, IntegrationResponses, Observed};
 use crate::conditions::Phase;
 use crate::crd::{ADOPT_ANNOTATION, IntegrationResponse, IntegrationResponseStatus};
 use crate::failure::Failure;
+use crate::metrics::ObjectState;
 use crate::plan::{Desired, Plan, Target, plan};
 use crate::{Error, Result};
 
@@ -33,6 +34,8 @@ pub async fn apply(
                 obj.metadata.generation,
             );
             run.writer.write(run.status).await?;
+            ctx.metrics
+                .set_object_state(&object_key(obj), Some(ObjectState::Ready));
             Ok(ctx.resync())
         }
         Err(Error::Failure(failure)) => {

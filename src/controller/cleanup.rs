@@ -3,7 +3,7 @@
 use kube::Api;
 use kube::runtime::controller::Action;
 
-use super::status::{StatusWriter, report_failure};
+use super::status::{StatusWriter, object_key, report_failure};
 use super::{Context, events};
 use crate::crd::{DeletionPolicy, IntegrationResponse, IntegrationResponseStatus};
 use crate::failure::Failure;
@@ -16,6 +16,7 @@ pub async fn cleanup(
     api: &Api<IntegrationResponse>,
 ) -> Result<Action> {
     let mut status = obj.status.clone().unwrap_or_default();
+    ctx.metrics.set_object_state(&object_key(obj), None);
     if obj.spec.deletion_policy() == DeletionPolicy::Retain {
         if let Some(id) = &status.integration_response_id {
             events::normal(

@@ -15,6 +15,22 @@ pub async fn warning(ctx: &Context, obj: &IntegrationResponse, reason: &str, not
     publish(ctx, obj, EventType::Warning, reason, note).await;
 }
 
+/// A Warning on an object that could not be read as an IntegrationResponse.
+pub async fn invalid_object(ctx: &Context, obj: &impl Resource<DynamicType = ()>, error: &str) {
+    let event = Event {
+        type_: EventType::Warning,
+        reason: "InvalidObject".into(),
+        note: Some(format!(
+            "Not reconciled: the object does not match the IntegrationResponse schema: {error}"
+        )),
+        action: "Reconcile".into(),
+        secondary: None,
+    };
+    if let Err(err) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
+        warn!(%err, "could not record event");
+    }
+}
+
 /// Events are informational: failing to record one must not fail the reconcile.
 async fn publish(
     ctx: &Context,

@@ -10,7 +10,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::{StreamExt, TryStreamExt};
+use futures::StreamExt;
+use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
@@ -24,6 +25,7 @@ use crate::backoff::{Attempts, Schedule, jittered};
 use crate::crd::{FINALIZER, IntegrationResponse};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
+use crate::shutdown::Shutdown;
 use crate::{Error, Result};
 
 /// Operator-wide settings the reconciler needs.
@@ -110,30 +112,64 @@ pub async fn reconcile(obj: Arc<IntegrationResponse>, ctx: Arc<Context>) -> Resu
 /// How long to wait after a failed reconcile. Stalled objects are not retried hot: a spec
 /// change triggers a reconcile anyway, and otherwise they are looked at once per resync.
 pub fn error_policy(obj: Arc<IntegrationResponse>, err: &Error, ctx: Arc<Context>) -> Action {
-    let attempt = ctx.attempts.record_failure(&ObjectRef::from_obj(&*obj));
+    retry_after(ObjectRef::from_obj(&*obj), err, &ctx)
+}
+
+fn retry_after(key: ObjectRef<IntegrationResponse>, err: &Error, ctx: &Context) -> Action {
+    let attempt = ctx.attempts.record_failure(&key);
     let jitter = rand::random();
     let delay = match err.failure() {
         Some(Failure::Stalled { .. }) => jittered(ctx.settings.resync_period, jitter),
         Some(Failure::DependencyNotFound { .. }) => Schedule::DEPENDENCY.delay(attempt, jitter),
         Some(Failure::Transient { .. }) | None => Schedule::TRANSIENT.delay(attempt, jitter),
     };
-    warn!(name = %obj.name_any(), namespace = obj.namespace().as_deref(), error = %err, retry_in = ?delay, "reconcile failed");
+    warn!(name = %key.name, namespace = key.namespace.as_deref(), error = %err, retry_in = ?delay, "reconcile failed");
     Action::requeue(delay)
 }
 
-/// Runs the controller until SIGTERM or Ctrl-C, then lets in-flight reconciles finish.
+/// The watch hands objects over behind a [`DeserializeGuard`], so one object that does not match
+/// the types (written under an older schema, say) cannot stop the watch; it gets a Warning
+/// Event and is left alone until it changes.
+async fn reconcile_guarded(
+    guarded: Arc<DeserializeGuard<IntegrationResponse>>,
+    ctx: Arc<Context>,
+) -> Result<Action> {
+    match &guarded.0 {
+        Ok(obj) => reconcile(Arc::new(obj.clone()), ctx).await,
+        Err(invalid) => {
+            warn!(name = %guarded.name_any(), namespace = guarded.namespace().as_deref(), error = %invalid, "object does not match the IntegrationResponse schema");
+            events::invalid_object(&ctx, &*guarded, &invalid.error).await;
+            Ok(Action::await_change())
+        }
+    }
+}
+
+fn error_policy_guarded(
+    guarded: Arc<DeserializeGuard<IntegrationResponse>>,
+    err: &Error,
+    ctx: Arc<Context>,
+) -> Action {
+    let mut key = ObjectRef::new(&guarded.name_any());
+    if let Some(namespace) = guarded.namespace() {
+        key = key.within(&namespace);
+    }
+    retry_after(key, err, &ctx)
+}
+
+/// Runs the controller until `shutdown` is requested, then lets in-flight reconciles finish.
 /// `on_synced` is called once every watch has listed its objects.
 pub async fn run(
     ctx: Arc<Context>,
     scope: WatchScope,
     concurrency: u16,
+    shutdown: Shutdown,
     on_synced: impl Fn() + Send + Sync + 'static,
 ) {
     let mut watcher_config = watcher::Config::default().any_semantic();
     if let Some(selector) = &scope.label_selector {
         watcher_config = watcher_config.labels(selector);
     }
-    let apis: Vec<Api<IntegrationResponse>> = if scope.namespaces.is_empty() {
+    let apis: Vec<Api<DeserializeGuard<IntegrationResponse>>> = if scope.namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
         scope
@@ -150,31 +186,37 @@ pub async fn run(
     let controllers = apis.into_iter().map(|api| {
         let (reader, writer) = reflector::store();
         let synced = synced.clone();
-        let mut listed = false;
+        let metrics = ctx.metrics.clone();
+        let mut lists = 0u32;
         let stream = watcher(api, watcher_config.clone())
             .default_backoff()
             // Seen on the stream rather than with Store::wait_until_ready: that future wakes
             // only its last poller, so a second waiter could starve the controller's own.
-            .inspect_ok(move |event| {
-                if matches!(event, watcher::Event::InitDone)
-                    && !std::mem::replace(&mut listed, true)
-                {
-                    synced.listed();
+            .inspect(move |event| match event {
+                Ok(watcher::Event::Init) => {
+                    lists += 1;
+                    if lists > 1 {
+                        metrics.count_watch_restart();
+                    }
                 }
+                Ok(watcher::Event::InitDone) if lists == 1 => synced.listed(),
+                Ok(_) => {}
+                Err(_) => metrics.count_watch_restart(),
             })
             // Managed fields are the bulk of an object and reconcile never reads them.
-            .modify(|obj: &mut IntegrationResponse| obj.managed_fields_mut().clear())
+            .modify(|obj: &mut DeserializeGuard<IntegrationResponse>| {
+                obj.managed_fields_mut().clear()
+            })
             .reflect(writer)
             .applied_objects();
         Controller::for_stream(stream, reader)
             .with_config(ControllerConfig::default().concurrency(concurrency))
-            .shutdown_on_signal()
-            .run(reconcile, error_policy, ctx.clone())
+            .graceful_shutdown_on(shutdown.clone().requested())
+            .run(reconcile_guarded, error_policy_guarded, ctx.clone())
             .for_each(|_| futures::future::ready(()))
     });
     futures::future::join_all(controllers).await;
 }
-
 /// Calls `on_synced` once the last of several watches has listed its objects.
 struct SyncTracker {
     pending: AtomicUsize,

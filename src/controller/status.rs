@@ -9,6 +9,12 @@ use super::{Context, events};
 use crate::conditions::{self, Phase};
 use crate::crd::{FIELD_MANAGER, IntegrationResponse, IntegrationResponseStatus};
 use crate::failure::Failure;
+use crate::metrics::ObjectState;
+
+/// "namespace/name", for per-object bookkeeping.
+pub fn object_key(obj: &IntegrationResponse) -> String {
+    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+}
 
 /// Applies status for one object; remembers what it last wrote so an unchanged status is never
 /// written twice (a steady object costs no API server writes).
@@ -75,6 +81,12 @@ pub async fn report_failure(
     if matches!(failure, Failure::Transient { .. }) && ready_now {
         return writer.write(status).await;
     }
+    let state = if failure.is_stalled() {
+        ObjectState::Stalled
+    } else {
+        ObjectState::Progressing
+    };
+    ctx.metrics.set_object_state(&object_key(obj), Some(state));
     set_phase(status, &Phase::from_failure(failure), generation);
     writer.write(status).await?;
     let previous_reason = before

@@ -194,6 +194,8 @@ fn route(state: &State, path: &str) -> Result<Route, ApiError> {
     };
     let rt = state
         .resources
+        .read()
+        .unwrap()
         .find(group, version, plural)
         .ok_or_else(unknown)?
         .clone();

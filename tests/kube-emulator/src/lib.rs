@@ -18,7 +18,7 @@ pub mod store;
 
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 
 use serde_json::Value;
 use tokio::sync::Notify;
@@ -28,7 +28,7 @@ pub use faults::{Fault, Faults};
 /// Everything the HTTP handlers share.
 pub struct State {
     pub store: Mutex<store::Store>,
-    pub resources: resources::Resources,
+    pub resources: RwLock<resources::Resources>,
     pub faults: Faults,
     /// Notified to close every open watch (fault injection).
     pub drop_watches: Notify,
@@ -55,7 +55,7 @@ impl Emulator {
         }
         let state = Arc::new(State {
             store: Mutex::new(store::Store::new()),
-            resources,
+            resources: RwLock::new(resources),
             faults: Faults::default(),
             drop_watches: Notify::new(),
         });
@@ -119,6 +119,21 @@ impl Emulator {
 
     pub fn create_namespace(&self, name: &str) {
         self.state.store.lock().unwrap().create_namespace(name);
+    }
+
+    /// Installs a CustomResourceDefinition while running (as `kubectl apply -f crd.yaml`).
+    pub fn add_crd(&self, yaml: &str) -> Result<(), String> {
+        self.state.resources.write().unwrap().add_crd(yaml)
+    }
+
+    /// Stores an object as-is, skipping validation: how a malformed object (written under an
+    /// older schema, say) ends up in etcd. Watches see it as ADDED.
+    pub fn insert_raw(&self, plural: &str, namespace: &str, name: &str, mut object: Value) {
+        let mut store = self.state.store.lock().unwrap();
+        let rv = store.next_resource_version();
+        object["metadata"]["resourceVersion"] = serde_json::json!(rv.to_string());
+        object["metadata"]["uid"] = serde_json::json!(api::new_uid());
+        store.put(plural, namespace, name, object);
     }
 
     /// Forgets the watch history, as etcd compaction does: a watch resuming from any earlier
