@@ -39,13 +39,8 @@ macro_rules! observed_from {
         let out = $out;
         Observed {
             id: out.integration_response_id().unwrap_or_default().to_owned(),
-            key: out
-                .integration_response_key()
-                .unwrap_or_default()
-                .to_owned(),
-            content_handling: out
-                .content_handling_strategy()
-                .and_then(content_handling_from_aws),
+            key: out.integration_response_key().unwrap_or_default().to_owned(),
+            content_handling: out.content_handling_strategy().and_then(content_handling_from_aws),
             template_selection_expression: out
                 .template_selection_expression()
                 .filter(|s| !s.is_empty())
@@ -57,8 +52,7 @@ macro_rules! observed_from {
 }
 
 fn sorted(map: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
-    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
 }
 
 fn content_handling_from_aws(value: &AwsContentHandling) -> Option<ContentHandlingStrategy> {
@@ -141,19 +135,12 @@ impl AwsError {
                 };
                 (kind, message, inner.request_id().map(str::to_owned))
             }
-            SdkError::ConstructionFailure(_) => (
-                ErrorKind::BadRequest,
-                format!("request could not be built: {}", source_text(&err)),
-                None,
-            ),
+            SdkError::ConstructionFailure(_) => {
+                (ErrorKind::BadRequest, format!("request could not be built: {}", source_text(&err)), None)
+            }
             _ => (ErrorKind::Network, source_text(&err), None),
         };
-        Self {
-            kind,
-            operation,
-            message,
-            request_id,
-        }
+        Self { kind, operation, message, request_id }
     }
 }
 
@@ -209,20 +196,11 @@ impl AwsClients {
     /// retries are off: every attempt must pass the pacer, and the controller's per-object
     /// backoff decides when to try again.
     pub async fn from_env(pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
-        Self::from_loader(
-            aws_config::defaults(BehaviorVersion::latest()),
-            pacer,
-            metrics,
-        )
-        .await
+        Self::from_loader(aws_config::defaults(BehaviorVersion::latest()), pacer, metrics).await
     }
 
     /// As [`Self::from_env`], from a loader the caller has adjusted (tests set an endpoint).
-    pub async fn from_loader(
-        loader: aws_config::ConfigLoader,
-        pacer: Arc<Pacer>,
-        metrics: Arc<Metrics>,
-    ) -> Self {
+    pub async fn from_loader(loader: aws_config::ConfigLoader, pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
         let config = loader
             .retry_config(RetryConfig::disabled())
             .timeout_config(
@@ -242,20 +220,11 @@ impl AwsClients {
     }
 
     fn new(source: ClientSource, pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
-        Self {
-            source,
-            by_region: RwLock::default(),
-            pacer,
-            metrics,
-        }
+        Self { source, by_region: RwLock::default(), pacer, metrics }
     }
 
     pub fn for_region(&self, region: &str) -> IntegrationResponses {
-        IntegrationResponses {
-            client: self.client(region),
-            pacer: self.pacer.clone(),
-            metrics: self.metrics.clone(),
-        }
+        IntegrationResponses { client: self.client(region), pacer: self.pacer.clone(), metrics: self.metrics.clone() }
     }
 
     fn client(&self, region: &str) -> Client {
@@ -267,16 +236,9 @@ impl AwsClients {
             return client.clone();
         }
         let client = Client::from_conf(
-            aws_sdk_apigatewayv2::config::Builder::from(config.as_ref())
-                .region(Region::new(region.to_owned()))
-                .build(),
+            aws_sdk_apigatewayv2::config::Builder::from(config.as_ref()).region(Region::new(region.to_owned())).build(),
         );
-        self.by_region
-            .write()
-            .expect("client map lock")
-            .entry(region.to_owned())
-            .or_insert(client)
-            .clone()
+        self.by_region.write().expect("client map lock").entry(region.to_owned()).or_insert(client).clone()
     }
 }
 
@@ -349,26 +311,17 @@ impl IntegrationResponses {
             .set_content_handling_strategy(desired.content_handling.map(content_handling_to_aws))
             .set_template_selection_expression(desired.template_selection_expression.clone())
             .set_response_templates(
-                (!desired.response_templates.is_empty())
-                    .then(|| to_hash_map(&desired.response_templates)),
+                (!desired.response_templates.is_empty()).then(|| to_hash_map(&desired.response_templates)),
             )
             .set_response_parameters(
-                (!desired.response_parameters.is_empty())
-                    .then(|| to_hash_map(&desired.response_parameters)),
+                (!desired.response_parameters.is_empty()).then(|| to_hash_map(&desired.response_parameters)),
             );
-        let out = self
-            .call("CreateIntegrationResponse", request.send())
-            .await?;
+        let out = self.call("CreateIntegrationResponse", request.send()).await?;
         Ok(observed_from!(&out))
     }
 
     /// Sends only the fields in `changes`. An empty map or string clears that field.
-    pub async fn update(
-        &self,
-        target: &Target,
-        id: &str,
-        changes: &Changes,
-    ) -> Result<Observed, AwsError> {
+    pub async fn update(&self, target: &Target, id: &str, changes: &Changes) -> Result<Observed, AwsError> {
         let request = self
             .client
             .update_integration_response()
@@ -380,9 +333,7 @@ impl IntegrationResponses {
             .set_template_selection_expression(changes.template_selection_expression.clone())
             .set_response_templates(changes.response_templates.as_ref().map(to_hash_map))
             .set_response_parameters(changes.response_parameters.as_ref().map(to_hash_map));
-        let out = self
-            .call("UpdateIntegrationResponse", request.send())
-            .await?;
+        let out = self.call("UpdateIntegrationResponse", request.send()).await?;
         Ok(observed_from!(&out))
     }
 
@@ -399,12 +350,7 @@ impl IntegrationResponses {
         match self.call("DeleteIntegrationResponse", request.send()).await {
             Ok(_) => Ok(()),
             Err(err) if err.is_not_found() => Ok(()),
-            Err(
-                err @ AwsError {
-                    kind: ErrorKind::ServerError,
-                    ..
-                },
-            ) => match self.get(target, id).await {
+            Err(err @ AwsError { kind: ErrorKind::ServerError, .. }) => match self.get(target, id).await {
                 Err(check) if check.is_not_found() => Ok(()),
                 _ => Err(err),
             },
@@ -419,30 +365,12 @@ mod tests {
 
     #[test]
     fn codes_win_over_status_and_unmodelled_responses_fall_back_to_status() {
-        assert_eq!(
-            classify(Some("NotFoundException"), 404),
-            ErrorKind::NotFound
-        );
-        assert_eq!(
-            classify(Some("ConflictException"), 409),
-            ErrorKind::Conflict
-        );
-        assert_eq!(
-            classify(Some("TooManyRequestsException"), 429),
-            ErrorKind::Throttled
-        );
-        assert_eq!(
-            classify(Some("BadRequestException"), 400),
-            ErrorKind::BadRequest
-        );
-        assert_eq!(
-            classify(Some("AccessDeniedException"), 403),
-            ErrorKind::AccessDenied
-        );
-        assert_eq!(
-            classify(Some("ExpiredTokenException"), 400),
-            ErrorKind::AccessDenied
-        );
+        assert_eq!(classify(Some("NotFoundException"), 404), ErrorKind::NotFound);
+        assert_eq!(classify(Some("ConflictException"), 409), ErrorKind::Conflict);
+        assert_eq!(classify(Some("TooManyRequestsException"), 429), ErrorKind::Throttled);
+        assert_eq!(classify(Some("BadRequestException"), 400), ErrorKind::BadRequest);
+        assert_eq!(classify(Some("AccessDeniedException"), 403), ErrorKind::AccessDenied);
+        assert_eq!(classify(Some("ExpiredTokenException"), 400), ErrorKind::AccessDenied);
         assert_eq!(classify(None, 500), ErrorKind::ServerError);
         assert_eq!(classify(None, 503), ErrorKind::ServerError);
         assert_eq!(classify(None, 429), ErrorKind::Throttled);
@@ -454,18 +382,11 @@ mod tests {
     #[test]
     fn metric_outcomes_are_a_small_fixed_set() {
         use ErrorKind::*;
-        let outcomes: std::collections::BTreeSet<_> = [
-            NotFound,
-            Conflict,
-            Throttled,
-            BadRequest,
-            AccessDenied,
-            ServerError,
-            Network,
-        ]
-        .into_iter()
-        .map(ErrorKind::outcome)
-        .collect();
+        let outcomes: std::collections::BTreeSet<_> =
+            [NotFound, Conflict, Throttled, BadRequest, AccessDenied, ServerError, Network]
+                .into_iter()
+                .map(ErrorKind::outcome)
+                .collect();
         assert_eq!(
             outcomes.into_iter().collect::<Vec<_>>(),
             ["client_error", "not_found", "server_error", "throttled"]

@@ -15,21 +15,13 @@ pub struct Schedule {
 
 impl Schedule {
     /// Throttling, AWS 5xx, network errors.
-    pub const TRANSIENT: Self = Self {
-        base: Duration::from_secs(1),
-        max: Duration::from_secs(300),
-    };
+    pub const TRANSIENT: Self = Self { base: Duration::from_secs(1), max: Duration::from_secs(300) };
     /// A missing API or integration: it may appear later, but not within seconds.
-    pub const DEPENDENCY: Self = Self {
-        base: Duration::from_secs(30),
-        max: Duration::from_secs(600),
-    };
+    pub const DEPENDENCY: Self = Self { base: Duration::from_secs(30), max: Duration::from_secs(600) };
 
     /// `jitter` is uniform in [0, 1).
     pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
-        let exponential = self
-            .base
-            .saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX));
+        let exponential = self.base.saturating_mul(1u32.checked_shl(attempt.min(31)).unwrap_or(u32::MAX));
         let capped = exponential.min(self.max);
         capped / 2 + capped.mul_f64(jitter.clamp(0.0, 1.0)) / 2
     }
@@ -47,9 +39,7 @@ pub struct Attempts<K> {
 
 impl<K: Eq + Hash> Default for Attempts<K> {
     fn default() -> Self {
-        Self {
-            counts: Mutex::default(),
-        }
+        Self { counts: Mutex::default() }
     }
 }
 
@@ -76,12 +66,7 @@ mod tests {
     fn delays_double_until_the_cap() {
         let s = Schedule::TRANSIENT;
         let no_jitter: Vec<_> = (0..12).map(|a| s.delay(a, 0.0).as_millis()).collect();
-        assert_eq!(
-            no_jitter,
-            [
-                500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 150000, 150000, 150000
-            ]
-        );
+        assert_eq!(no_jitter, [500, 1000, 2000, 4000, 8000, 16000, 32000, 64000, 128000, 150000, 150000, 150000]);
         let full_jitter: Vec<_> = (0..4).map(|a| s.delay(a, 0.999_999).as_secs()).collect();
         assert_eq!(full_jitter, [0, 1, 3, 7]);
         assert_eq!(s.delay(u32::MAX, 0.5), Duration::from_secs(225));
@@ -92,10 +77,7 @@ mod tests {
         let s = Schedule::DEPENDENCY;
         for jitter in [0.0, 0.25, 0.5, 0.75, 0.99] {
             let d = s.delay(1, jitter);
-            assert!(
-                d >= Duration::from_secs(30) && d < Duration::from_secs(60),
-                "{d:?}"
-            );
+            assert!(d >= Duration::from_secs(30) && d < Duration::from_secs(60), "{d:?}");
         }
         assert_ne!(s.delay(1, 0.1), s.delay(1, 0.9));
     }

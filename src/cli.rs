@@ -48,11 +48,7 @@ pub struct Args {
     pub leader_elect: bool,
 
     /// Name of the Lease used for leader election.
-    #[arg(
-        long,
-        env = "LEASE_NAME",
-        default_value = "integration-response-operator"
-    )]
+    #[arg(long, env = "LEASE_NAME", default_value = "integration-response-operator")]
     pub lease_name: String,
 
     /// Namespace of the Lease (the operator's own namespace in a cluster).

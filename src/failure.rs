@@ -7,25 +7,16 @@ use crate::aws::{AwsError, ErrorKind};
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Failure {
     /// Retrying cannot help until the spec or AWS changes (kstatus `Stalled`).
-    Stalled {
-        reason: &'static str,
-        message: String,
-    },
+    Stalled { reason: &'static str, message: String },
     /// The API or integration does not exist (yet); another tool may still create it.
     DependencyNotFound { message: String },
     /// Throttling, AWS server errors, timeouts: retry with backoff.
-    Transient {
-        reason: &'static str,
-        message: String,
-    },
+    Transient { reason: &'static str, message: String },
 }
 
 impl Failure {
     pub fn stalled(reason: &'static str, message: impl Into<String>) -> Self {
-        Self::Stalled {
-            reason,
-            message: message.into(),
-        }
+        Self::Stalled { reason, message: message.into() }
     }
 
     /// Classifies an AWS error where NotFound means a parent (API or integration) is missing.
@@ -38,9 +29,7 @@ impl Failure {
                     err.operation
                 ),
             },
-            ErrorKind::Conflict => {
-                Self::stalled("AlreadyExists", format!("{}: {message}", err.operation))
-            }
+            ErrorKind::Conflict => Self::stalled("AlreadyExists", format!("{}: {message}", err.operation)),
             ErrorKind::BadRequest => Self::stalled(
                 "BadRequest",
                 format!(
@@ -61,17 +50,11 @@ impl Failure {
             },
             ErrorKind::ServerError => Self::Transient {
                 reason: "AwsServerError",
-                message: format!(
-                    "AWS failed {}: {message}; retrying with backoff.",
-                    err.operation
-                ),
+                message: format!("AWS failed {}: {message}; retrying with backoff.", err.operation),
             },
             ErrorKind::Network => Self::Transient {
                 reason: "AwsUnreachable",
-                message: format!(
-                    "{} did not complete: {message}; retrying with backoff.",
-                    err.operation
-                ),
+                message: format!("{} did not complete: {message}; retrying with backoff.", err.operation),
             },
         }
     }
@@ -85,9 +68,9 @@ impl Failure {
 
     pub fn message(&self) -> &str {
         match self {
-            Self::Stalled { message, .. }
-            | Self::Transient { message, .. }
-            | Self::DependencyNotFound { message } => message,
+            Self::Stalled { message, .. } | Self::Transient { message, .. } | Self::DependencyNotFound { message } => {
+                message
+            }
         }
     }
 
@@ -115,32 +98,17 @@ mod tests {
     use super::*;
 
     fn aws(kind: ErrorKind, message: &str) -> AwsError {
-        AwsError {
-            kind,
-            operation: "CreateIntegrationResponse",
-            message: message.into(),
-            request_id: None,
-        }
+        AwsError { kind, operation: "CreateIntegrationResponse", message: message.into(), request_id: None }
     }
 
     #[test]
     fn client_errors_stall_with_the_aws_message() {
-        let failure = Failure::from(aws(
-            ErrorKind::BadRequest,
-            "BadRequestException: Invalid key",
-        ));
+        let failure = Failure::from(aws(ErrorKind::BadRequest, "BadRequestException: Invalid key"));
         assert!(failure.is_stalled());
         assert_eq!(failure.reason(), "BadRequest");
-        assert!(
-            failure
-                .message()
-                .contains("BadRequestException: Invalid key")
-        );
+        assert!(failure.message().contains("BadRequestException: Invalid key"));
 
-        let failure = Failure::from(aws(
-            ErrorKind::AccessDenied,
-            "AccessDeniedException: not allowed",
-        ));
+        let failure = Failure::from(aws(ErrorKind::AccessDenied, "AccessDeniedException: not allowed"));
         assert_eq!(failure.reason(), "AccessDenied");
         assert!(failure.message().contains("not allowed"));
 
@@ -164,10 +132,7 @@ mod tests {
 
     #[test]
     fn missing_parent_is_a_dependency_failure() {
-        let failure = Failure::from(aws(
-            ErrorKind::NotFound,
-            "NotFoundException: Invalid Integration identifier",
-        ));
+        let failure = Failure::from(aws(ErrorKind::NotFound, "NotFoundException: Invalid Integration identifier"));
         assert_eq!(failure.reason(), "DependencyNotFound");
         assert!(!failure.is_stalled());
     }

@@ -70,11 +70,7 @@ pub struct Elector {
 
 impl Elector {
     pub fn new(client: kube::Client, config: LeaseConfig) -> Self {
-        Self {
-            api: Api::namespaced(client, &config.namespace),
-            config,
-            observed: None,
-        }
+        Self { api: Api::namespaced(client, &config.namespace), config, observed: None }
     }
 
     pub fn config(&self) -> &LeaseConfig {
@@ -88,13 +84,8 @@ impl Elector {
         if self.observed.as_ref().map(|(seen, _)| seen) != spec.as_ref() {
             self.observed = spec.clone().map(|s| (s, Instant::now()));
         }
-        let expired = match (
-            &self.observed,
-            spec.as_ref().and_then(|s| s.lease_duration_seconds),
-        ) {
-            (Some((_, changed)), Some(seconds)) => {
-                changed.elapsed() > Duration::from_secs(seconds.max(0) as u64)
-            }
+        let expired = match (&self.observed, spec.as_ref().and_then(|s| s.lease_duration_seconds)) {
+            (Some((_, changed)), Some(seconds)) => changed.elapsed() > Duration::from_secs(seconds.max(0) as u64),
             _ => true,
         };
         let now = MicroTime(Timestamp::now());
@@ -104,10 +95,7 @@ impl Elector {
             (Decision::Wait, _) => return Ok(false),
             (Decision::Create, _) => {
                 let lease = Lease {
-                    metadata: ObjectMeta {
-                        name: Some(self.config.name.clone()),
-                        ..Default::default()
-                    },
+                    metadata: ObjectMeta { name: Some(self.config.name.clone()), ..Default::default() },
                     spec: Some(LeaseSpec {
                         holder_identity: Some(self.config.identity.clone()),
                         lease_duration_seconds: Some(duration_seconds),
@@ -122,10 +110,7 @@ impl Elector {
             (decision, Some(mut lease)) => {
                 let spec = lease.spec.get_or_insert_with(Default::default);
                 if decision == Decision::TakeOver {
-                    info!(
-                        previous = spec.holder_identity.as_deref(),
-                        "taking over the lease"
-                    );
+                    info!(previous = spec.holder_identity.as_deref(), "taking over the lease");
                     spec.holder_identity = Some(self.config.identity.clone());
                     spec.acquire_time = Some(now.clone());
                     spec.lease_transitions = Some(spec.lease_transitions.unwrap_or(0) + 1);
@@ -133,9 +118,7 @@ impl Elector {
                 spec.lease_duration_seconds = Some(duration_seconds);
                 spec.renew_time = Some(now);
                 // Carries the resourceVersion read above: a concurrent writer makes this a 409.
-                self.api
-                    .replace(&self.config.name, &PostParams::default(), &lease)
-                    .await
+                self.api.replace(&self.config.name, &PostParams::default(), &lease).await
             }
             (_, None) => unreachable!("only Create is decided without a lease"),
         };
@@ -161,9 +144,7 @@ impl Elector {
         spec.holder_identity = None;
         spec.lease_duration_seconds = Some(1);
         spec.renew_time = Some(MicroTime(Timestamp::now()));
-        self.api
-            .replace(&self.config.name, &PostParams::default(), &lease)
-            .await?;
+        self.api.replace(&self.config.name, &PostParams::default(), &lease).await?;
         info!("released the lease");
         Ok(())
     }
@@ -192,11 +173,7 @@ mod tests {
     use super::*;
 
     fn held_by(holder: &str) -> LeaseSpec {
-        LeaseSpec {
-            holder_identity: Some(holder.into()),
-            lease_duration_seconds: Some(15),
-            ..Default::default()
-        }
+        LeaseSpec { holder_identity: Some(holder.into()), lease_duration_seconds: Some(15), ..Default::default() }
     }
 
     #[test]
@@ -206,15 +183,8 @@ mod tests {
         assert_eq!(decide(Some(&held_by("a")), "a", true), Decision::Renew);
         assert_eq!(decide(Some(&held_by("b")), "a", false), Decision::Wait);
         assert_eq!(decide(Some(&held_by("b")), "a", true), Decision::TakeOver);
-        assert_eq!(
-            decide(Some(&held_by("")), "a", false),
-            Decision::TakeOver,
-            "a released lease is free"
-        );
-        assert_eq!(
-            decide(Some(&LeaseSpec::default()), "a", false),
-            Decision::TakeOver
-        );
+        assert_eq!(decide(Some(&held_by("")), "a", false), Decision::TakeOver, "a released lease is free");
+        assert_eq!(decide(Some(&LeaseSpec::default()), "a", false), Decision::TakeOver);
     }
 
     #[test]

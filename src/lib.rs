@@ -42,9 +42,7 @@ impl Error {
         match self {
             Self::Failure(failure) => Some(failure),
             Self::Finalizer(inner) => match inner.as_ref() {
-                finalizer::Error::ApplyFailed(err) | finalizer::Error::CleanupFailed(err) => {
-                    err.failure()
-                }
+                finalizer::Error::ApplyFailed(err) | finalizer::Error::CleanupFailed(err) => err.failure(),
                 _ => None,
             },
             Self::Kube(_) => None,

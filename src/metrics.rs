@@ -78,21 +78,13 @@ impl Metrics {
     pub fn register(registry: &mut Registry) -> Self {
         let metrics = Self::default();
         let registry = registry.sub_registry_with_prefix("integration_response_operator");
-        registry.register(
-            "aws_calls",
-            "AWS API calls by operation and outcome",
-            metrics.aws_calls.clone(),
-        );
+        registry.register("aws_calls", "AWS API calls by operation and outcome", metrics.aws_calls.clone());
         registry.register(
             "aws_pacer_wait_seconds",
             "Time AWS calls waited for the client-side rate limiter",
             metrics.pacer_wait.clone(),
         );
-        registry.register(
-            "reconciles",
-            "Reconciles by result category",
-            metrics.reconciles.clone(),
-        );
+        registry.register("reconciles", "Reconciles by result category", metrics.reconciles.clone());
         registry.register(
             "reconcile_duration_seconds",
             "Time taken by one reconcile",
@@ -113,14 +105,8 @@ impl Metrics {
             "Watch errors and re-lists of IntegrationResponses",
             metrics.watch_restarts.clone(),
         );
-        for state in [
-            ObjectState::Ready,
-            ObjectState::Progressing,
-            ObjectState::Stalled,
-        ] {
-            let _ = metrics.objects.get_or_create(&StateLabels {
-                state: state.label(),
-            });
+        for state in [ObjectState::Ready, ObjectState::Progressing, ObjectState::Stalled] {
+            let _ = metrics.objects.get_or_create(&StateLabels { state: state.label() });
         }
         metrics
     }
@@ -136,18 +122,10 @@ impl Metrics {
             return;
         }
         if let Some(previous) = previous {
-            self.objects
-                .get_or_create(&StateLabels {
-                    state: previous.label(),
-                })
-                .dec();
+            self.objects.get_or_create(&StateLabels { state: previous.label() }).dec();
         }
         if let Some(state) = state {
-            self.objects
-                .get_or_create(&StateLabels {
-                    state: state.label(),
-                })
-                .inc();
+            self.objects.get_or_create(&StateLabels { state: state.label() }).inc();
         }
     }
 
@@ -160,9 +138,7 @@ impl Metrics {
     }
 
     pub fn count_aws_call(&self, operation: &'static str, outcome: &'static str) {
-        self.aws_calls
-            .get_or_create(&AwsCallLabels { operation, outcome })
-            .inc();
+        self.aws_calls.get_or_create(&AwsCallLabels { operation, outcome }).inc();
     }
 
     pub fn observe_pacer_wait(&self, waited: Duration) {
@@ -170,17 +146,13 @@ impl Metrics {
     }
 
     pub fn observe_reconcile(&self, result: &'static str, took: Duration) {
-        self.reconciles
-            .get_or_create(&ReconcileLabels { result })
-            .inc();
+        self.reconciles.get_or_create(&ReconcileLabels { result }).inc();
         self.reconcile_duration.observe(took.as_secs_f64());
     }
 
     /// Calls counted so far for one operation and outcome.
     pub fn aws_call_count(&self, operation: &'static str, outcome: &'static str) -> u64 {
-        self.aws_calls
-            .get_or_create(&AwsCallLabels { operation, outcome })
-            .get()
+        self.aws_calls.get_or_create(&AwsCallLabels { operation, outcome }).get()
     }
 }
 
@@ -209,24 +181,13 @@ mod tests {
     #[test]
     fn object_gauges_count_each_object_once_in_its_latest_state() {
         let metrics = Metrics::default();
-        let count = |state: ObjectState| {
-            metrics
-                .objects
-                .get_or_create(&StateLabels {
-                    state: state.label(),
-                })
-                .get()
-        };
+        let count = |state: ObjectState| metrics.objects.get_or_create(&StateLabels { state: state.label() }).get();
         metrics.set_object_state("ns/a", Some(ObjectState::Progressing));
         metrics.set_object_state("ns/a", Some(ObjectState::Ready));
         metrics.set_object_state("ns/a", Some(ObjectState::Ready));
         metrics.set_object_state("ns/b", Some(ObjectState::Stalled));
         assert_eq!(
-            (
-                count(ObjectState::Ready),
-                count(ObjectState::Progressing),
-                count(ObjectState::Stalled)
-            ),
+            (count(ObjectState::Ready), count(ObjectState::Progressing), count(ObjectState::Stalled)),
             (1, 0, 1)
         );
         metrics.set_object_state("ns/b", None);

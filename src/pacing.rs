@@ -26,12 +26,7 @@ impl Pacer {
     pub fn new(per_second: f64, burst: u32) -> Self {
         let bucket = (per_second > 0.0).then(|| {
             let burst = f64::from(burst.max(1));
-            Mutex::new(Bucket {
-                per_second,
-                burst,
-                tokens: burst,
-                updated: Instant::now(),
-            })
+            Mutex::new(Bucket { per_second, burst, tokens: burst, updated: Instant::now() })
         });
         Self { bucket }
     }
@@ -44,10 +39,7 @@ impl Pacer {
     pub async fn acquire(&self) -> Duration {
         let wait = match &self.bucket {
             None => return Duration::ZERO,
-            Some(bucket) => bucket
-                .lock()
-                .expect("pacer lock poisoned")
-                .reserve(Instant::now()),
+            Some(bucket) => bucket.lock().expect("pacer lock poisoned").reserve(Instant::now()),
         };
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -62,11 +54,7 @@ impl Bucket {
         self.tokens = (self.tokens + elapsed * self.per_second).min(self.burst);
         self.updated = now;
         self.tokens -= 1.0;
-        if self.tokens >= 0.0 {
-            Duration::ZERO
-        } else {
-            Duration::from_secs_f64(-self.tokens / self.per_second)
-        }
+        if self.tokens >= 0.0 { Duration::ZERO } else { Duration::from_secs_f64(-self.tokens / self.per_second) }
     }
 }
 
@@ -86,10 +74,7 @@ mod tests {
             pacer.acquire().await;
             let elapsed = start.elapsed();
             let expected = Duration::from_millis(100) * i;
-            assert!(
-                elapsed >= expected && elapsed < expected + Duration::from_millis(5),
-                "call {i} at {elapsed:?}"
-            );
+            assert!(elapsed >= expected && elapsed < expected + Duration::from_millis(5), "call {i} at {elapsed:?}");
         }
     }
 
@@ -104,10 +89,7 @@ mod tests {
         futures::future::join_all(calls).await;
         // One at once, then nine more at 5 per second.
         let elapsed = start.elapsed();
-        assert!(
-            elapsed >= Duration::from_millis(1800) && elapsed < Duration::from_millis(1850),
-            "{elapsed:?}"
-        );
+        assert!(elapsed >= Duration::from_millis(1800) && elapsed < Duration::from_millis(1850), "{elapsed:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -24,15 +24,12 @@ impl Target {
         status: &IntegrationResponseStatus,
         default_region: Option<&str>,
     ) -> Result<Self, Failure> {
-        let region = spec
-            .region
-            .as_deref()
-            .or(status.region.as_deref())
-            .or(default_region)
-            .ok_or_else(|| Failure::stalled(
+        let region = spec.region.as_deref().or(status.region.as_deref()).or(default_region).ok_or_else(|| {
+            Failure::stalled(
                 "RegionMissing",
                 "No AWS region: set spec.region, or start the operator with --default-region (AWS_REGION).",
-            ))?;
+            )
+        })?;
         let target = Self {
             region: region.to_owned(),
             api_id: spec.api_id.clone(),
@@ -42,11 +39,7 @@ impl Target {
             let recorded = [
                 ("region", status.region.as_deref(), &target.region),
                 ("apiId", status.api_id.as_deref(), &target.api_id),
-                (
-                    "integrationId",
-                    status.integration_id.as_deref(),
-                    &target.integration_id,
-                ),
+                ("integrationId", status.integration_id.as_deref(), &target.integration_id),
             ];
             for (field, was, now) in recorded {
                 if let Some(was) = was.filter(|was| *was != now.as_str()) {
@@ -79,10 +72,7 @@ impl Desired {
         Self {
             key: spec.integration_response_key.clone(),
             content_handling: spec.content_handling_strategy,
-            template_selection_expression: spec
-                .template_selection_expression
-                .clone()
-                .filter(|s| !s.is_empty()),
+            template_selection_expression: spec.template_selection_expression.clone().filter(|s| !s.is_empty()),
             response_templates: spec.response_templates.clone().unwrap_or_default(),
             response_parameters: spec.response_parameters.clone().unwrap_or_default(),
         }
@@ -111,16 +101,11 @@ impl Changes {
         let set = [
             ("integrationResponseKey", self.key.is_some()),
             ("contentHandlingStrategy", self.content_handling.is_some()),
-            (
-                "templateSelectionExpression",
-                self.template_selection_expression.is_some(),
-            ),
+            ("templateSelectionExpression", self.template_selection_expression.is_some()),
             ("responseTemplates", self.response_templates.is_some()),
             ("responseParameters", self.response_parameters.is_some()),
         ];
-        set.into_iter()
-            .filter_map(|(name, changed)| changed.then_some(name))
-            .collect()
+        set.into_iter().filter_map(|(name, changed)| changed.then_some(name)).collect()
     }
 }
 
@@ -140,27 +125,16 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
     }
     let changes = Changes {
         key: (desired.key != observed.key).then(|| desired.key.clone()),
-        content_handling: desired
-            .content_handling
-            .filter(|want| Some(*want) != observed.content_handling),
+        content_handling: desired.content_handling.filter(|want| Some(*want) != observed.content_handling),
         template_selection_expression: (desired.template_selection_expression
             != observed.template_selection_expression)
-            .then(|| {
-                desired
-                    .template_selection_expression
-                    .clone()
-                    .unwrap_or_default()
-            }),
+            .then(|| desired.template_selection_expression.clone().unwrap_or_default()),
         response_templates: (desired.response_templates != observed.response_templates)
             .then(|| desired.response_templates.clone()),
         response_parameters: (desired.response_parameters != observed.response_parameters)
             .then(|| desired.response_parameters.clone()),
     };
-    if changes.is_empty() {
-        Plan::InSync
-    } else {
-        Plan::Update(changes)
-    }
+    if changes.is_empty() { Plan::InSync } else { Plan::Update(changes) }
 }
 
 #[cfg(test)]
@@ -194,18 +168,9 @@ mod tests {
     fn spec_maps_to_the_aws_request_fields() {
         let desired = Desired::from_spec(&spec());
         assert_eq!(desired.key, "/4\\d\\d/");
-        assert_eq!(
-            desired.template_selection_expression.as_deref(),
-            Some("$integration.response.statuscode")
-        );
-        assert_eq!(
-            desired.response_templates["application/json"],
-            "{\"error\": true}"
-        );
-        assert_eq!(
-            desired.response_parameters["method.response.header.X-Err"],
-            "'yes'"
-        );
+        assert_eq!(desired.template_selection_expression.as_deref(), Some("$integration.response.statuscode"));
+        assert_eq!(desired.response_templates["application/json"], "{\"error\": true}");
+        assert_eq!(desired.response_parameters["method.response.header.X-Err"], "'yes'");
         assert_eq!(desired.content_handling, None);
     }
 
@@ -219,17 +184,10 @@ mod tests {
     fn only_changed_fields_are_sent() {
         let desired = Desired::from_spec(&spec());
         let mut observed = observed_like(&desired);
-        observed
-            .response_templates
-            .insert("application/json".into(), "drifted".into());
-        let Plan::Update(changes) = plan(&desired, &observed) else {
-            panic!("expected an update")
-        };
+        observed.response_templates.insert("application/json".into(), "drifted".into());
+        let Plan::Update(changes) = plan(&desired, &observed) else { panic!("expected an update") };
         assert_eq!(changes.fields(), ["responseTemplates"]);
-        assert_eq!(
-            changes.response_templates.as_ref(),
-            Some(&desired.response_templates)
-        );
+        assert_eq!(changes.response_templates.as_ref(), Some(&desired.response_templates));
         assert_eq!(changes.key, None);
         assert_eq!(changes.response_parameters, None);
     }
@@ -239,9 +197,7 @@ mod tests {
         let desired = Desired::from_spec(&spec());
         let mut observed = observed_like(&desired);
         observed.key = "$default".into();
-        let Plan::Update(changes) = plan(&desired, &observed) else {
-            panic!("expected an update")
-        };
+        let Plan::Update(changes) = plan(&desired, &observed) else { panic!("expected an update") };
         assert_eq!(changes.fields(), ["integrationResponseKey"]);
         assert_eq!(changes.key.as_deref(), Some("/4\\d\\d/"));
     }
@@ -253,17 +209,10 @@ mod tests {
         spec.template_selection_expression = None;
         let desired = Desired::from_spec(&spec);
         let mut observed = observed_like(&desired);
-        observed
-            .response_parameters
-            .insert("method.response.header.Old".into(), "'x'".into());
+        observed.response_parameters.insert("method.response.header.Old".into(), "'x'".into());
         observed.template_selection_expression = Some("$request.body.action".into());
-        let Plan::Update(changes) = plan(&desired, &observed) else {
-            panic!("expected an update")
-        };
-        assert_eq!(
-            changes.fields(),
-            ["templateSelectionExpression", "responseParameters"]
-        );
+        let Plan::Update(changes) = plan(&desired, &observed) else { panic!("expected an update") };
+        assert_eq!(changes.fields(), ["templateSelectionExpression", "responseParameters"]);
         assert_eq!(changes.response_parameters, Some(BTreeMap::new()));
         assert_eq!(changes.template_selection_expression.as_deref(), Some(""));
     }
@@ -275,13 +224,8 @@ mod tests {
         let desired = Desired::from_spec(&spec);
         let mut observed = observed_like(&desired);
         observed.content_handling = Some(ContentHandlingStrategy::ConvertToBinary);
-        let Plan::Update(changes) = plan(&desired, &observed) else {
-            panic!("expected an update")
-        };
-        assert_eq!(
-            changes.content_handling,
-            Some(ContentHandlingStrategy::ConvertToText)
-        );
+        let Plan::Update(changes) = plan(&desired, &observed) else { panic!("expected an update") };
+        assert_eq!(changes.content_handling, Some(ContentHandlingStrategy::ConvertToText));
         assert_eq!(changes.fields(), ["contentHandlingStrategy"]);
 
         spec.content_handling_strategy = None;
@@ -304,30 +248,16 @@ mod tests {
     fn region_comes_from_spec_then_status_then_default() {
         let mut spec = spec();
         let mut status = IntegrationResponseStatus::default();
-        assert_eq!(
-            Target::resolve(&spec, &status, Some("eu-west-1"))
-                .unwrap()
-                .region,
-            "eu-west-1"
-        );
+        assert_eq!(Target::resolve(&spec, &status, Some("eu-west-1")).unwrap().region, "eu-west-1");
         status.region = Some("us-east-2".into());
-        assert_eq!(
-            Target::resolve(&spec, &status, Some("eu-west-1"))
-                .unwrap()
-                .region,
-            "us-east-2"
-        );
+        assert_eq!(Target::resolve(&spec, &status, Some("eu-west-1")).unwrap().region, "us-east-2");
         spec.region = Some("us-east-2".into());
-        assert_eq!(
-            Target::resolve(&spec, &status, None).unwrap().region,
-            "us-east-2"
-        );
+        assert_eq!(Target::resolve(&spec, &status, None).unwrap().region, "us-east-2");
     }
 
     #[test]
     fn no_region_anywhere_stalls() {
-        let failure =
-            Target::resolve(&spec(), &IntegrationResponseStatus::default(), None).unwrap_err();
+        let failure = Target::resolve(&spec(), &IntegrationResponseStatus::default(), None).unwrap_err();
         assert!(failure.is_stalled());
         assert_eq!(failure.reason(), "RegionMissing");
     }
@@ -343,12 +273,6 @@ mod tests {
         };
         let failure = Target::resolve(&spec(), &status, None).unwrap_err();
         assert_eq!(failure.reason(), "ImmutableFieldChanged");
-        assert!(
-            failure
-                .message()
-                .contains("spec.apiId changed from api0 to api1"),
-            "{}",
-            failure.message()
-        );
+        assert!(failure.message().contains("spec.apiId changed from api0 to api1"), "{}", failure.message());
     }
 }

@@ -25,9 +25,7 @@ use crate::shutdown::Shutdown;
 
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
-    let client = Client::try_default()
-        .await
-        .context("no Kubernetes client: set KUBECONFIG or run in a cluster")?;
+    let client = Client::try_default().await.context("no Kubernetes client: set KUBECONFIG or run in a cluster")?;
     let identity = args
         .identity
         .clone()
@@ -37,27 +35,12 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::register(&mut registry));
     let pacer = Arc::new(Pacer::new(args.aws_rps, args.aws_burst));
     let aws = AwsClients::from_env(pacer, metrics.clone()).await;
-    let reporter = Reporter {
-        controller: "integration-response-operator".into(),
-        instance: Some(identity.clone()),
-    };
+    let reporter = Reporter { controller: "integration-response-operator".into(), instance: Some(identity.clone()) };
     let recorder = Recorder::new(client.clone(), reporter);
-    let settings = Settings {
-        default_region: args.default_region.clone(),
-        resync_period: args.resync_period,
-    };
-    let ctx = Arc::new(Context::new(
-        client.clone(),
-        aws,
-        recorder,
-        settings,
-        metrics.clone(),
-    ));
+    let settings = Settings { default_region: args.default_region.clone(), resync_period: args.resync_period };
+    let ctx = Arc::new(Context::new(client.clone(), aws, recorder, settings, metrics.clone()));
 
-    let admin_state = Arc::new(AdminState {
-        registry,
-        ready: AtomicBool::new(false),
-    });
+    let admin_state = Arc::new(AdminState { registry, ready: AtomicBool::new(false) });
     let listener_state = admin_state.clone();
     let admin_addr = args.admin_addr;
     tokio::spawn(async move {
@@ -67,10 +50,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         }
     });
 
-    let scope = WatchScope {
-        namespaces: args.watch_namespace.clone(),
-        label_selector: args.label_selector.clone(),
-    };
+    let scope = WatchScope { namespaces: args.watch_namespace.clone(), label_selector: args.label_selector.clone() };
     if !wait_for_crd(&client, &scope, &shutdown).await {
         return Ok(());
     }

@@ -36,94 +36,50 @@ fn valid_spec() -> Value {
 fn cel(new: &Value, old: Option<&Value>) -> Result<(), Vec<String>> {
     kube::core::cel::Validator::new()
         .validate(&schema(), new, old)
-        .map_err(|errors| {
-            errors
-                .into_vec()
-                .into_iter()
-                .map(|e| format!("{}: {}", e.field_path, e.message))
-                .collect()
-        })
+        .map_err(|errors| errors.into_vec().into_iter().map(|e| format!("{}: {}", e.field_path, e.message)).collect())
 }
 
 #[test]
 fn committed_crd_matches_the_types() {
     let on_disk = std::fs::read_to_string(CRD_PATH).unwrap();
-    assert!(
-        on_disk == crd_yaml(),
-        "{CRD_PATH} is stale: run `cargo run --bin crdgen > {CRD_PATH}` and commit it"
-    );
+    assert!(on_disk == crd_yaml(), "{CRD_PATH} is stale: run `cargo run --bin crdgen > {CRD_PATH}` and commit it");
 }
 
 #[test]
 fn names_and_printer_columns_follow_the_contract() {
     let crd = committed();
-    assert_eq!(
-        crd["metadata"]["name"],
-        "integrationresponses.apigatewayv2.aws.operator.rs"
-    );
+    assert_eq!(crd["metadata"]["name"], "integrationresponses.apigatewayv2.aws.operator.rs");
     assert_eq!(crd["spec"]["scope"], "Namespaced");
     assert_eq!(crd["spec"]["names"]["shortNames"], json!(["apigwir"]));
     let version = &crd["spec"]["versions"][0];
     assert_eq!(version["name"], "v1alpha1");
     assert_eq!(version["subresources"]["status"], json!({}));
-    let columns: Vec<_> = version["additionalPrinterColumns"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|c| c["name"].clone())
-        .collect();
-    assert_eq!(
-        columns,
-        ["Ready", "Reason", "Integration Response Id", "Key", "Age"]
-    );
+    let columns: Vec<_> =
+        version["additionalPrinterColumns"].as_array().unwrap().iter().map(|c| c["name"].clone()).collect();
+    assert_eq!(columns, ["Ready", "Reason", "Integration Response Id", "Key", "Age"]);
 }
 
 #[test]
 fn every_field_is_described_for_kubectl_explain() {
     for (name, field) in spec_schema()["properties"].as_object().unwrap() {
-        assert!(
-            field["description"].as_str().is_some_and(|d| d.len() > 10),
-            "spec.{name} has no description"
-        );
+        assert!(field["description"].as_str().is_some_and(|d| d.len() > 10), "spec.{name} has no description");
     }
-    for (name, field) in schema()["properties"]["status"]["properties"]
-        .as_object()
-        .unwrap()
-    {
-        assert!(
-            field["description"].as_str().is_some(),
-            "status.{name} has no description"
-        );
+    for (name, field) in schema()["properties"]["status"]["properties"].as_object().unwrap() {
+        assert!(field["description"].as_str().is_some(), "status.{name} has no description");
     }
 }
 
 #[test]
 fn schema_requires_ids_and_key_and_has_clean_enums_without_defaults() {
     let spec = spec_schema();
-    assert_eq!(
-        spec["required"],
-        json!(["apiId", "integrationId", "integrationResponseKey"])
-    );
+    assert_eq!(spec["required"], json!(["apiId", "integrationId", "integrationResponseKey"]));
     let props = &spec["properties"];
-    assert_eq!(
-        props["contentHandlingStrategy"]["enum"],
-        json!(["CONVERT_TO_BINARY", "CONVERT_TO_TEXT"])
-    );
+    assert_eq!(props["contentHandlingStrategy"]["enum"], json!(["CONVERT_TO_BINARY", "CONVERT_TO_TEXT"]));
     assert_eq!(props["deletionPolicy"]["enum"], json!(["Delete", "Retain"]));
-    assert_eq!(
-        props["responseTemplates"]["additionalProperties"]["maxLength"],
-        32768
-    );
+    assert_eq!(props["responseTemplates"]["additionalProperties"]["maxLength"], 32768);
     let text = serde_json::to_string(&spec).unwrap();
-    assert!(
-        !text.contains("\"default\""),
-        "no schema defaults on spec fields (Argo CD would never sync)"
-    );
-    assert!(
-        !props["contentHandlingStrategy"]
-            .get("nullable")
-            .is_some_and(|n| n == true)
-    );
+    assert!(!text.contains("\"default\""), "no schema defaults on spec fields (Argo CD would never sync)");
+    assert!(!props["contentHandlingStrategy"].get("nullable").is_some_and(|n| n == true));
 }
 
 #[test]
@@ -145,14 +101,8 @@ fn a_key_that_is_neither_default_nor_a_slashed_regex_is_refused() {
         let mut spec = valid_spec();
         spec["integrationResponseKey"] = json!(key);
         let errors = cel(&object(spec), None).expect_err(key);
-        assert!(
-            errors[0].contains("must be $default or a regular expression wrapped in slashes"),
-            "{key}: {errors:?}"
-        );
-        assert!(
-            errors[0].starts_with("spec.integrationResponseKey"),
-            "names the field: {errors:?}"
-        );
+        assert!(errors[0].contains("must be $default or a regular expression wrapped in slashes"), "{key}: {errors:?}");
+        assert!(errors[0].starts_with("spec.integrationResponseKey"), "names the field: {errors:?}");
     }
 }
 
@@ -164,14 +114,8 @@ fn ids_are_immutable_and_the_error_names_the_field() {
         spec[field] = json!("other");
         let errors = cel(&object(spec), Some(&old)).expect_err(field);
         assert_eq!(errors.len(), 1, "{errors:?}");
-        assert!(
-            errors[0].starts_with(&format!("spec.{field}")),
-            "{errors:?}"
-        );
-        assert!(
-            errors[0].contains(&format!("{field} is immutable")),
-            "{errors:?}"
-        );
+        assert!(errors[0].starts_with(&format!("spec.{field}")), "{errors:?}");
+        assert!(errors[0].contains(&format!("{field} is immutable")), "{errors:?}");
     }
 }
 
@@ -181,21 +125,14 @@ fn region_may_be_set_once_but_not_changed_or_removed() {
     let mut spec = valid_spec();
     spec["region"] = json!("us-east-1");
     let with = object(spec.clone());
-    assert_eq!(
-        cel(&with, Some(&without)),
-        Ok(()),
-        "setting a region that was absent is allowed"
-    );
+    assert_eq!(cel(&with, Some(&without)), Ok(()), "setting a region that was absent is allowed");
 
     spec["region"] = json!("us-west-2");
     let errors = cel(&object(spec), Some(&with)).expect_err("changed");
     assert!(errors[0].contains("region is immutable"), "{errors:?}");
 
     let errors = cel(&without, Some(&with)).expect_err("removed");
-    assert!(
-        errors[0].contains("region cannot be removed once set"),
-        "{errors:?}"
-    );
+    assert!(errors[0].contains("region cannot be removed once set"), "{errors:?}");
 }
 
 #[test]
@@ -203,8 +140,5 @@ fn region_must_look_like_an_aws_region() {
     let mut spec = valid_spec();
     spec["region"] = json!("Mars");
     let errors = cel(&object(spec), None).expect_err("bad region");
-    assert!(
-        errors[0].contains("region must be an AWS region name such as us-east-1"),
-        "{errors:?}"
-    );
+    assert!(errors[0].contains("region must be an AWS region name such as us-east-1"), "{errors:?}");
 }

@@ -20,8 +20,7 @@ const WAIT: Duration = Duration::from_secs(30);
 fn ready(object: &IntegrationResponse) -> bool {
     let generation = object.metadata.generation;
     object.status.as_ref().is_some_and(|s| {
-        s.observed_generation == generation
-            && s.condition("Ready").is_some_and(|c| c.status == "True")
+        s.observed_generation == generation && s.condition("Ready").is_some_and(|c| c.status == "True")
     })
 }
 
@@ -36,29 +35,16 @@ async fn wait_ready(stack: &Stack, name: &str, operator: &Operator) -> Integrati
 
 async fn wait_gone(stack: &Stack, name: &str, operator: &Operator) {
     let api = stack.api();
-    eventually(
-        WAIT,
-        &format!("{name} to be deleted"),
-        Some(operator),
-        || {
-            let api = api.clone();
-            async move { api.get_opt(name).await.unwrap().is_none().then_some(()) }
-        },
-    )
+    eventually(WAIT, &format!("{name} to be deleted"), Some(operator), || {
+        let api = api.clone();
+        async move { api.get_opt(name).await.unwrap().is_none().then_some(()) }
+    })
     .await
 }
 
 async fn event_reasons(stack: &Stack) -> Vec<String> {
-    let events: Api<k8s_openapi::api::events::v1::Event> =
-        Api::namespaced(stack.client.clone(), "default");
-    events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter_map(|e| e.reason)
-        .collect()
+    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(stack.client.clone(), "default");
+    events.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|e| e.reason).collect()
 }
 
 #[tokio::test]
@@ -73,24 +59,12 @@ async fn an_applied_cr_becomes_ready_with_exactly_one_response_in_aws() {
     let in_aws = stack.moto_responses().await;
     assert_eq!(in_aws.len(), 1);
     let response = &in_aws[0];
-    assert_eq!(
-        status.integration_response_id.as_deref(),
-        response.integration_response_id()
-    );
+    assert_eq!(status.integration_response_id.as_deref(), response.integration_response_id());
     assert_eq!(response.integration_response_key(), Some("/4\\d\\d/"));
-    assert_eq!(
-        response.template_selection_expression(),
-        Some("$integration.response.statuscode")
-    );
-    assert_eq!(
-        response.response_parameters().unwrap()["method.response.header.X-Failed"],
-        "'true'"
-    );
+    assert_eq!(response.template_selection_expression(), Some("$integration.response.statuscode"));
+    assert_eq!(response.response_parameters().unwrap()["method.response.header.X-Failed"], "'true'");
     assert_eq!(status.region.as_deref(), Some("us-east-1"));
-    assert_eq!(
-        object.metadata.finalizers.unwrap(),
-        ["apigatewayv2.aws.operator.rs/finalizer"]
-    );
+    assert_eq!(object.metadata.finalizers.unwrap(), ["apigatewayv2.aws.operator.rs/finalizer"]);
     assert!(event_reasons(&stack).await.contains(&"Created".to_owned()));
 }
 
@@ -107,26 +81,16 @@ async fn spec_changes_update_aws_in_place() {
         // A merge patch merges maps: null removes the old parameter.
         "responseParameters": {"method.response.header.X-Failed": null, "method.response.header.X-Version": "'2'"},
     }});
-    stack
-        .api()
-        .patch("errors", &PatchParams::default(), &Patch::Merge(change))
-        .await
-        .unwrap();
+    stack.api().patch("errors", &PatchParams::default(), &Patch::Merge(change)).await.unwrap();
     let after = wait_ready(&stack, "errors", &operator).await;
     assert_eq!(after.status.as_ref().unwrap().observed_generation, Some(2));
 
     let in_aws = stack.moto_responses().await;
     assert_eq!(in_aws.len(), 1, "updated in place, no second response");
     let response = &in_aws[0];
-    assert_eq!(
-        response.integration_response_id(),
-        before.status.unwrap().integration_response_id.as_deref()
-    );
+    assert_eq!(response.integration_response_id(), before.status.unwrap().integration_response_id.as_deref());
     assert_eq!(response.integration_response_key(), Some("/5\\d\\d/"));
-    assert_eq!(
-        response.response_templates().unwrap()["application/json"],
-        "{\"v\": 2}"
-    );
+    assert_eq!(response.response_templates().unwrap()["application/json"], "{\"v\": 2}");
     let parameters = response.response_parameters().unwrap();
     assert_eq!(parameters.len(), 1);
     assert_eq!(parameters["method.response.header.X-Version"], "'2'");
@@ -152,8 +116,7 @@ async fn drift_is_put_back_and_a_deleted_response_is_recreated() {
         .unwrap();
     eventually(WAIT, "drift to be corrected", Some(&operator), || async {
         let responses = stack.moto_responses().await;
-        (responses[0].template_selection_expression() == Some("$integration.response.statuscode"))
-            .then_some(())
+        (responses[0].template_selection_expression() == Some("$integration.response.statuscode")).then_some(())
     })
     .await;
 
@@ -164,36 +127,20 @@ async fn drift_is_put_back_and_a_deleted_response_is_recreated() {
         .send()
         .await
         .unwrap();
-    let recreated = eventually(
-        WAIT,
-        "the response to be recreated",
-        Some(&operator),
-        || async {
-            let responses = stack.moto_responses().await;
-            let new_id = responses
-                .first()
-                .and_then(|r| r.integration_response_id())
-                .map(str::to_owned);
-            new_id.filter(|new| *new != id)
-        },
-    )
+    let recreated = eventually(WAIT, "the response to be recreated", Some(&operator), || async {
+        let responses = stack.moto_responses().await;
+        let new_id = responses.first().and_then(|r| r.integration_response_id()).map(str::to_owned);
+        new_id.filter(|new| *new != id)
+    })
     .await;
-    eventually(
-        WAIT,
-        "status to record the new id",
-        Some(&operator),
-        || async {
-            let status = stack.api().get("errors").await.unwrap().status.unwrap();
-            (status.integration_response_id.as_deref() == Some(recreated.as_str())).then_some(())
-        },
-    )
+    eventually(WAIT, "status to record the new id", Some(&operator), || async {
+        let status = stack.api().get("errors").await.unwrap().status.unwrap();
+        (status.integration_response_id.as_deref() == Some(recreated.as_str())).then_some(())
+    })
     .await;
     assert_eq!(stack.moto_responses().await.len(), 1);
     let reasons = event_reasons(&stack).await;
-    assert!(
-        reasons.contains(&"DriftCorrected".to_owned()) && reasons.contains(&"Recreated".to_owned()),
-        "{reasons:?}"
-    );
+    assert!(reasons.contains(&"DriftCorrected".to_owned()) && reasons.contains(&"Recreated".to_owned()), "{reasons:?}");
 }
 
 #[tokio::test]
@@ -207,38 +154,16 @@ async fn deleting_the_cr_deletes_in_aws_unless_retained() {
     kept.spec.deletion_policy = Some(DeletionPolicy::Retain);
     stack.apply(&kept).await;
     wait_ready(&stack, "gone", &operator).await;
-    let kept_id = wait_ready(&stack, "kept", &operator)
-        .await
-        .status
-        .unwrap()
-        .integration_response_id
-        .unwrap();
+    let kept_id = wait_ready(&stack, "kept", &operator).await.status.unwrap().integration_response_id.unwrap();
     assert_eq!(stack.moto_responses().await.len(), 2);
 
-    stack
-        .api()
-        .delete("gone", &DeleteParams::default())
-        .await
-        .unwrap();
+    stack.api().delete("gone", &DeleteParams::default()).await.unwrap();
     wait_gone(&stack, "gone", &operator).await;
-    stack
-        .api()
-        .delete("kept", &DeleteParams::default())
-        .await
-        .unwrap();
+    stack.api().delete("kept", &DeleteParams::default()).await.unwrap();
     wait_gone(&stack, "kept", &operator).await;
 
-    let left: Vec<_> = stack
-        .moto_responses()
-        .await
-        .into_iter()
-        .filter_map(|r| r.integration_response_id)
-        .collect();
-    assert_eq!(
-        left,
-        [kept_id],
-        "Delete removed its response; Retain kept its own"
-    );
+    let left: Vec<_> = stack.moto_responses().await.into_iter().filter_map(|r| r.integration_response_id).collect();
+    assert_eq!(left, [kept_id], "Delete removed its response; Retain kept its own");
 }
 
 #[tokio::test]
@@ -278,11 +203,7 @@ async fn invalid_specs_are_refused_at_apply_and_nothing_reaches_aws() {
         match api.create(&Default::default(), &object).await {
             Err(kube::Error::Api(status)) => {
                 assert_eq!(status.code, 422);
-                assert!(
-                    status.message.contains(expected),
-                    "{} does not say {expected:?}",
-                    status.message
-                );
+                assert!(status.message.contains(expected), "{} does not say {expected:?}", status.message);
             }
             other => panic!("expected a 422, got {other:?}"),
         }
@@ -292,19 +213,11 @@ async fn invalid_specs_are_refused_at_apply_and_nothing_reaches_aws() {
     wait_ready(&stack, "good", &operator).await;
     let err = stack
         .api()
-        .patch(
-            "good",
-            &PatchParams::default(),
-            &Patch::Merge(json!({"spec": {"apiId": "other"}})),
-        )
+        .patch("good", &PatchParams::default(), &Patch::Merge(json!({"spec": {"apiId": "other"}})))
         .await
         .unwrap_err();
     assert!(err.to_string().contains("apiId is immutable"), "{err}");
-    assert_eq!(
-        stack.moto_responses().await.len(),
-        1,
-        "only the valid object reached AWS"
-    );
+    assert_eq!(stack.moto_responses().await.len(), 1, "only the valid object reached AWS");
 }
 
 #[tokio::test]
@@ -325,21 +238,11 @@ async fn a_missing_integration_is_reported_and_the_cr_stays_deletable() {
     })
     .await;
     // Retried slowly: a second look is not due for at least 15 s.
-    let lists = stack
-        .emulator
-        .request_count("patch", "integrationresponses/status");
+    let lists = stack.emulator.request_count("patch", "integrationresponses/status");
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert_eq!(
-        stack
-            .emulator
-            .request_count("patch", "integrationresponses/status"),
-        lists,
-        "no hot retry"
-    );
+    assert_eq!(stack.emulator.request_count("patch", "integrationresponses/status"), lists, "no hot retry");
 
-    api.delete("orphan", &DeleteParams::default())
-        .await
-        .unwrap();
+    api.delete("orphan", &DeleteParams::default()).await.unwrap();
     wait_gone(&stack, "orphan", &operator).await;
 }
 
@@ -349,10 +252,7 @@ async fn a_crash_between_the_create_and_the_status_write_makes_no_duplicate() {
     let stack = Stack::start().await;
     // The first status write (the pending key) goes through; every later one fails, so the id
     // never reaches the API server.
-    stack
-        .emulator
-        .faults()
-        .add(Fault::fail("patch", "integrationresponses/status", 500, 1_000).after(1));
+    stack.emulator.faults().add(Fault::fail("patch", "integrationresponses/status", 500, 1_000).after(1));
     let mut first = stack.operator(&[]);
     stack.apply(&stack.cr("errors")).await;
     eventually(WAIT, "the create to reach AWS", Some(&first), || async {
@@ -360,12 +260,9 @@ async fn a_crash_between_the_create_and_the_status_write_makes_no_duplicate() {
     })
     .await;
     first.signal("KILL");
-    first.wait_exit(Duration::from_secs(5)).expect("killed");
+    first.wait_exit(Duration::from_secs(5)).await.expect("killed");
     let status = stack.api().get("errors").await.unwrap().status.unwrap();
-    assert_eq!(
-        status.integration_response_id, None,
-        "the id was never written"
-    );
+    assert_eq!(status.integration_response_id, None, "the id was never written");
     assert_eq!(status.pending_create_key.as_deref(), Some("/4\\d\\d/"));
 
     stack.emulator.faults().clear();
@@ -373,10 +270,7 @@ async fn a_crash_between_the_create_and_the_status_write_makes_no_duplicate() {
     let object = wait_ready(&stack, "errors", &second).await;
     let in_aws = stack.moto_responses().await;
     assert_eq!(in_aws.len(), 1, "exactly one integration response");
-    assert_eq!(
-        object.status.unwrap().integration_response_id.as_deref(),
-        in_aws[0].integration_response_id()
-    );
+    assert_eq!(object.status.unwrap().integration_response_id.as_deref(), in_aws[0].integration_response_id());
 }
 
 #[tokio::test]
@@ -403,12 +297,8 @@ async fn the_operator_converges_through_api_server_faults() {
     late.spec.integration_response_key = "/d/".into();
     stack.apply(&late).await;
     wait_ready(&stack, "d", &operator).await;
-    let mut keys: Vec<_> = stack
-        .moto_responses()
-        .await
-        .into_iter()
-        .filter_map(|r| r.integration_response_key)
-        .collect();
+    let mut keys: Vec<_> =
+        stack.moto_responses().await.into_iter().filter_map(|r| r.integration_response_key).collect();
     keys.sort();
     assert_eq!(keys, ["/a/", "/b/", "/c/", "/d/"]);
 }
@@ -423,14 +313,8 @@ async fn sigterm_finishes_in_flight_work_and_exits_zero() {
     let (code, _) = operator.http_get("/readyz").await;
     assert_eq!(code, 200);
     operator.signal("TERM");
-    let status = operator
-        .wait_exit(Duration::from_secs(10))
-        .expect("exits promptly after SIGTERM");
-    assert!(
-        status.success(),
-        "exit status {status:?}\n{}",
-        operator.logs()
-    );
+    let status = operator.wait_exit(Duration::from_secs(10)).await.expect("exits promptly after SIGTERM");
+    assert!(status.success(), "exit status {status:?}\n{}", operator.logs());
 }
 
 #[tokio::test]
@@ -449,25 +333,17 @@ async fn a_hundred_crs_applied_at_once_all_become_ready_without_duplicates() {
     });
     futures::future::join_all(creates).await;
     let api = stack.api();
-    eventually(
-        Duration::from_secs(90),
-        "100 Ready objects",
-        Some(&operator),
-        || {
-            let api = api.clone();
-            async move {
-                let objects = api.list(&ListParams::default()).await.ok()?;
-                (objects.items.len() == 100 && objects.items.iter().all(ready)).then_some(())
-            }
-        },
-    )
+    eventually(Duration::from_secs(90), "100 Ready objects", Some(&operator), || {
+        let api = api.clone();
+        async move {
+            let objects = api.list(&ListParams::default()).await.ok()?;
+            (objects.items.len() == 100 && objects.items.iter().all(ready)).then_some(())
+        }
+    })
     .await;
     let responses = stack.moto_responses().await;
     assert_eq!(responses.len(), 100);
-    let mut keys: Vec<_> = responses
-        .iter()
-        .filter_map(|r| r.integration_response_key())
-        .collect();
+    let mut keys: Vec<_> = responses.iter().filter_map(|r| r.integration_response_key()).collect();
     keys.sort();
     keys.dedup();
     assert_eq!(keys.len(), 100, "every object has its own response");

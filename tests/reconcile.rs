@@ -26,10 +26,7 @@ struct Harness {
 
 impl Harness {
     fn new(aws: FakeAws) -> Self {
-        Self::with_object(
-            aws,
-            support::integration_response("errors", API, INTEGRATION),
-        )
+        Self::with_object(aws, support::integration_response("errors", API, INTEGRATION))
     }
 
     fn with_object(aws: FakeAws, object: IntegrationResponse) -> Self {
@@ -52,25 +49,16 @@ impl Harness {
 
     fn condition(&self, type_: &str) -> (String, String, String) {
         let status = self.status();
-        let c = status
-            .condition(type_)
-            .unwrap_or_else(|| panic!("no {type_} condition"));
+        let c = status.condition(type_).unwrap_or_else(|| panic!("no {type_} condition"));
         (c.status.clone(), c.reason.clone(), c.message.clone())
     }
 
     async fn reconcile(&self) -> Result<Action> {
         let object = self.kube.object().expect("object exists");
-        let result = tokio::time::timeout(
-            Duration::from_secs(5),
-            reconcile(Arc::new(object), self.ctx.clone()),
-        )
-        .await
-        .expect("reconcile finished within 5s");
-        assert_eq!(
-            self.kube.unexpected(),
-            Vec::<String>::new(),
-            "requests the fake API server does not serve"
-        );
+        let result = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(object), self.ctx.clone()))
+            .await
+            .expect("reconcile finished within 5s");
+        assert_eq!(self.kube.unexpected(), Vec::<String>::new(), "requests the fake API server does not serve");
         result
     }
 
@@ -101,11 +89,7 @@ impl Harness {
 fn requeue_after(action: &Action) -> Duration {
     // Action keeps its delay private; its Debug form is `Action { requeue_after: Some(1.5s) }`.
     let text = format!("{action:?}");
-    let inner = text
-        .split("Some(")
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .expect("a requeue delay");
+    let inner = text.split("Some(").nth(1).and_then(|s| s.split(')').next()).expect("a requeue delay");
     if let Some(ms) = inner.strip_suffix("ms") {
         Duration::from_secs_f64(ms.parse::<f64>().unwrap() / 1000.0)
     } else {
@@ -119,10 +103,7 @@ async fn the_finalizer_is_added_before_anything_reaches_aws() {
     h.reconcile().await.unwrap();
     assert_eq!(h.kube.requests(), ["PATCH finalizers"]);
     assert_eq!(h.aws.calls(), Vec::<String>::new());
-    assert_eq!(
-        h.object().metadata.finalizers.unwrap(),
-        ["apigatewayv2.aws.operator.rs/finalizer"]
-    );
+    assert_eq!(h.object().metadata.finalizers.unwrap(), ["apigatewayv2.aws.operator.rs/finalizer"]);
 }
 
 #[tokio::test]
@@ -133,39 +114,18 @@ async fn create_records_the_pending_key_first_then_the_id_and_goes_ready() {
     let action = h.reconcile().await.unwrap();
 
     // Looked up by key first (never blindly create), then created once.
-    assert_eq!(
-        h.aws.calls(),
-        ["GetIntegrationResponses", "CreateIntegrationResponse"]
-    );
-    assert_eq!(
-        h.kube.requests(),
-        ["APPLY status", "POST event", "APPLY status"]
-    );
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponses", "CreateIntegrationResponse"]);
+    assert_eq!(h.kube.requests(), ["APPLY status", "POST event", "APPLY status"]);
     let stored = h.aws.only_response();
     assert_eq!(stored.key, "/4\\d\\d/");
-    assert_eq!(
-        stored.template_selection_expression.as_deref(),
-        Some("$integration.response.statuscode")
-    );
-    assert_eq!(
-        stored.response_templates["application/json"],
-        "{\"error\": \"$context.error.message\"}"
-    );
-    assert_eq!(
-        stored.response_parameters["method.response.header.X-Failed"],
-        "'true'"
-    );
+    assert_eq!(stored.template_selection_expression.as_deref(), Some("$integration.response.statuscode"));
+    assert_eq!(stored.response_templates["application/json"], "{\"error\": \"$context.error.message\"}");
+    assert_eq!(stored.response_parameters["method.response.header.X-Failed"], "'true'");
 
     let status = h.status();
-    assert_eq!(
-        status.integration_response_id.as_deref(),
-        Some(stored.id.as_str())
-    );
+    assert_eq!(status.integration_response_id.as_deref(), Some(stored.id.as_str()));
     assert_eq!(status.pending_create_key, None);
-    assert_eq!(
-        (status.region.as_deref(), status.api_id.as_deref()),
-        (Some("us-east-1"), Some(API))
-    );
+    assert_eq!((status.region.as_deref(), status.api_id.as_deref()), (Some("us-east-1"), Some(API)));
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(h.condition("Ready").0, "True");
     assert_eq!(h.condition("Reconciling").0, "False");
@@ -173,10 +133,7 @@ async fn create_records_the_pending_key_first_then_the_id_and_goes_ready() {
     assert_eq!(h.kube.event_reasons(), ["Created"]);
     // Next look is at the resync period (10 min ± 10%).
     let delay = requeue_after(&action);
-    assert!(
-        delay >= Duration::from_secs(540) && delay <= Duration::from_secs(660),
-        "{delay:?}"
-    );
+    assert!(delay >= Duration::from_secs(540) && delay <= Duration::from_secs(660), "{delay:?}");
 }
 
 #[tokio::test]
@@ -190,33 +147,18 @@ async fn an_object_in_sync_costs_one_read_and_no_writes() {
 #[tokio::test]
 async fn a_spec_change_updates_only_the_changed_fields() {
     let h = Harness::created(Harness::ready_integration()).await;
-    h.kube
-        .edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": "{\"v\": 2}"}));
+    h.kube.edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": "{\"v\": 2}"}));
     h.reconcile().await.unwrap();
-    assert_eq!(
-        h.aws.calls(),
-        [
-            "GetIntegrationResponse",
-            "UpdateIntegrationResponse[responseTemplates]"
-        ]
-    );
-    assert_eq!(
-        h.aws.only_response().response_templates["application/json"],
-        "{\"v\": 2}"
-    );
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponse", "UpdateIntegrationResponse[responseTemplates]"]);
+    assert_eq!(h.aws.only_response().response_templates["application/json"], "{\"v\": 2}");
     assert_eq!(h.status().observed_generation, Some(2));
     assert_eq!(h.condition("Ready").0, "True");
     assert_eq!(h.kube.event_reasons(), ["Created", "Updated"]);
 
-    h.kube
-        .edit_spec(|spec| spec["integrationResponseKey"] = json!("$default"));
+    h.kube.edit_spec(|spec| spec["integrationResponseKey"] = json!("$default"));
     h.reconcile().await.unwrap();
     assert_eq!(h.aws.only_response().key, "$default");
-    assert!(
-        h.aws
-            .calls()
-            .contains(&"UpdateIntegrationResponse[key]".to_owned())
-    );
+    assert!(h.aws.calls().contains(&"UpdateIntegrationResponse[key]".to_owned()));
 }
 
 #[tokio::test]
@@ -224,18 +166,10 @@ async fn a_field_changed_outside_kubernetes_is_put_back() {
     let h = Harness::created(Harness::ready_integration()).await;
     let id = h.id();
     h.aws.tamper(&id, |stored| {
-        stored
-            .response_parameters
-            .insert("method.response.header.Injected".into(), "'x'".into());
+        stored.response_parameters.insert("method.response.header.Injected".into(), "'x'".into());
     });
     h.reconcile().await.unwrap();
-    assert_eq!(
-        h.aws.calls(),
-        [
-            "GetIntegrationResponse",
-            "UpdateIntegrationResponse[responseParameters]"
-        ]
-    );
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponse", "UpdateIntegrationResponse[responseParameters]"]);
     let stored = h.aws.only_response();
     assert_eq!(stored.response_parameters.len(), 1);
     assert_eq!(stored.id, id);
@@ -249,14 +183,7 @@ async fn a_response_deleted_outside_kubernetes_is_created_again() {
     let old_id = h.id();
     h.aws.state.lock().unwrap().responses.clear();
     h.reconcile().await.unwrap();
-    assert_eq!(
-        h.aws.calls(),
-        [
-            "GetIntegrationResponse",
-            "GetIntegrationResponses",
-            "CreateIntegrationResponse"
-        ]
-    );
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponse", "GetIntegrationResponses", "CreateIntegrationResponse"]);
     let stored = h.aws.only_response();
     assert_ne!(stored.id, old_id);
     assert_eq!(h.id(), stored.id);
@@ -267,28 +194,19 @@ async fn a_response_deleted_outside_kubernetes_is_created_again() {
 #[tokio::test]
 async fn removing_content_handling_replaces_the_response() {
     let h = Harness::created(Harness::ready_integration()).await;
-    h.kube
-        .edit_spec(|spec| spec["contentHandlingStrategy"] = json!("CONVERT_TO_TEXT"));
+    h.kube.edit_spec(|spec| spec["contentHandlingStrategy"] = json!("CONVERT_TO_TEXT"));
     h.reconcile().await.unwrap();
-    assert_eq!(
-        h.aws.only_response().content_handling.as_deref(),
-        Some("CONVERT_TO_TEXT")
-    );
+    assert_eq!(h.aws.only_response().content_handling.as_deref(), Some("CONVERT_TO_TEXT"));
     let before = h.id();
     h.kube.edit_spec(|spec| {
-        spec.as_object_mut()
-            .unwrap()
-            .remove("contentHandlingStrategy");
+        spec.as_object_mut().unwrap().remove("contentHandlingStrategy");
     });
     h.reconcile().await.unwrap();
     let stored = h.aws.only_response();
     assert_eq!(stored.content_handling, None);
     assert_ne!(stored.id, before);
     assert_eq!(h.id(), stored.id);
-    assert_eq!(
-        h.kube.event_reasons(),
-        ["Created", "Updated", "Replacing", "Created"]
-    );
+    assert_eq!(h.kube.event_reasons(), ["Created", "Updated", "Replacing", "Created"]);
 }
 
 #[tokio::test]
@@ -298,10 +216,7 @@ async fn deleting_the_object_deletes_in_aws_then_releases_the_finalizer() {
     h.reconcile().await.unwrap();
     assert_eq!(h.aws.calls(), ["DeleteIntegrationResponse"]);
     assert!(h.aws.responses().is_empty());
-    assert!(
-        h.kube.object().is_none(),
-        "the finalizer was removed and the object is gone"
-    );
+    assert!(h.kube.object().is_none(), "the finalizer was removed and the object is gone");
     assert_eq!(h.kube.event_reasons(), ["Created", "Deleted"]);
 }
 
@@ -331,32 +246,22 @@ async fn delete_finishes_when_the_integration_itself_is_gone() {
 async fn delete_reads_back_after_an_untyped_500_as_moto_sends() {
     let h = Harness::created(Harness::ready_integration()).await;
     h.aws.state.lock().unwrap().responses.clear();
-    h.aws
-        .fail_next("DeleteIntegrationResponse", moto_html_500());
+    h.aws.fail_next("DeleteIntegrationResponse", moto_html_500());
     h.kube.request_deletion();
     h.reconcile().await.unwrap();
-    assert_eq!(
-        h.aws.calls(),
-        ["DeleteIntegrationResponse", "GetIntegrationResponse"]
-    );
+    assert_eq!(h.aws.calls(), ["DeleteIntegrationResponse", "GetIntegrationResponse"]);
     assert!(h.kube.object().is_none());
 }
 
 #[tokio::test]
 async fn a_500_on_delete_of_a_response_that_still_exists_keeps_the_finalizer() {
     let h = Harness::created(Harness::ready_integration()).await;
-    h.aws.fail_next(
-        "DeleteIntegrationResponse",
-        error_response(503, "ServiceUnavailableException", "try later"),
-    );
+    h.aws.fail_next("DeleteIntegrationResponse", error_response(503, "ServiceUnavailableException", "try later"));
     h.kube.request_deletion();
     let (err, delay) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "transient");
     assert!(delay < Duration::from_secs(1));
-    assert!(
-        h.kube.object().is_some(),
-        "finalizer must stay until AWS confirms"
-    );
+    assert!(h.kube.object().is_some(), "finalizer must stay until AWS confirms");
     assert_eq!(h.aws.responses().len(), 1);
     h.reconcile().await.unwrap();
     assert!(h.aws.responses().is_empty());
@@ -388,36 +293,19 @@ async fn a_foreign_response_with_the_same_key_stalls_without_a_create() {
     assert_eq!(err.category(), "stalled");
     assert_eq!(h.aws.calls(), ["GetIntegrationResponses"]);
     let (stalled, reason, message) = h.condition("Stalled");
-    assert_eq!(
-        (stalled.as_str(), reason.as_str()),
-        ("True", "AlreadyExists")
-    );
-    assert!(
-        message.contains(&foreign) && message.contains("apigatewayv2.aws.operator.rs/adopt"),
-        "{message}"
-    );
-    assert!(
-        delay >= Duration::from_secs(540),
-        "stalled objects are not retried hot: {delay:?}"
-    );
+    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "AlreadyExists"));
+    assert!(message.contains(&foreign) && message.contains("apigatewayv2.aws.operator.rs/adopt"), "{message}");
+    assert!(delay >= Duration::from_secs(540), "stalled objects are not retried hot: {delay:?}");
     assert_eq!(h.status().integration_response_id, None);
     assert_eq!(h.kube.event_reasons(), ["AlreadyExists"]);
 
     // Opting in to adoption takes it over.
-    h.kube
-        .set_annotation("apigatewayv2.aws.operator.rs/adopt", "true");
+    h.kube.set_annotation("apigatewayv2.aws.operator.rs/adopt", "true");
     h.reconcile().await.unwrap();
     assert_eq!(h.id(), foreign);
-    assert_eq!(
-        h.aws.only_response().response_templates.len(),
-        1,
-        "adopted, then brought in line"
-    );
+    assert_eq!(h.aws.only_response().response_templates.len(), 1, "adopted, then brought in line");
     assert_eq!(h.condition("Ready").0, "True");
-    assert_eq!(
-        h.kube.event_reasons(),
-        ["AlreadyExists", "Adopted", "Updated"]
-    );
+    assert_eq!(h.kube.event_reasons(), ["AlreadyExists", "Adopted", "Updated"]);
 }
 
 #[tokio::test]
@@ -426,25 +314,14 @@ async fn conflict_exception_on_create_stalls_with_already_exists() {
     h.reconcile().await.unwrap();
     h.aws.fail_next(
         "CreateIntegrationResponse",
-        error_response(
-            409,
-            "ConflictException",
-            "An IntegrationResponse with key /4\\d\\d/ already exists",
-        ),
+        error_response(409, "ConflictException", "An IntegrationResponse with key /4\\d\\d/ already exists"),
     );
     let (err, delay) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "stalled");
     let (stalled, reason, message) = h.condition("Stalled");
-    assert_eq!(
-        (stalled.as_str(), reason.as_str()),
-        ("True", "AlreadyExists")
-    );
+    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "AlreadyExists"));
     assert!(message.contains("already exists"), "{message}");
-    assert_eq!(
-        h.status().pending_create_key,
-        None,
-        "a refused create leaves nothing to take over"
-    );
+    assert_eq!(h.status().pending_create_key, None, "a refused create leaves nothing to take over");
     assert!(delay >= Duration::from_secs(540));
     assert!(h.aws.responses().is_empty());
 }
@@ -472,47 +349,17 @@ async fn a_restart_after_an_unrecorded_create_takes_over_instead_of_creating_twi
     assert_eq!(h.status().integration_response_id, None);
 
     // A new process: nothing in memory, only what the API server stored.
-    let restarted = Harness {
-        kube: h.kube.clone(),
-        aws: h.aws.clone(),
-        ctx: support::context(&h.kube, &h.aws),
-    };
+    let restarted = Harness { kube: h.kube.clone(), aws: h.aws.clone(), ctx: support::context(&h.kube, &h.aws) };
     restarted.aws.clear_calls();
     restarted.reconcile().await.unwrap();
-    assert!(
-        !restarted
-            .aws
-            .calls()
-            .contains(&"CreateIntegrationResponse".to_owned()),
-        "{:?}",
-        restarted.aws.calls()
-    );
-    assert_eq!(
-        restarted
-            .aws
-            .calls()
-            .iter()
-            .filter(|c| *c == "GetIntegrationResponses")
-            .count(),
-        2,
-        "two pages"
-    );
-    let ours: Vec<_> = restarted
-        .aws
-        .responses()
-        .into_iter()
-        .filter(|r| r.key == "/4\\d\\d/")
-        .collect();
+    assert!(!restarted.aws.calls().contains(&"CreateIntegrationResponse".to_owned()), "{:?}", restarted.aws.calls());
+    assert_eq!(restarted.aws.calls().iter().filter(|c| *c == "GetIntegrationResponses").count(), 2, "two pages");
+    let ours: Vec<_> = restarted.aws.responses().into_iter().filter(|r| r.key == "/4\\d\\d/").collect();
     assert_eq!(ours.len(), 1);
     assert_eq!(restarted.id(), ours[0].id);
     assert_eq!(restarted.status().pending_create_key, None);
     assert_eq!(restarted.condition("Ready").0, "True");
-    assert!(
-        restarted
-            .kube
-            .event_reasons()
-            .contains(&"TakenOver".to_owned())
-    );
+    assert!(restarted.kube.event_reasons().contains(&"TakenOver".to_owned()));
 }
 
 #[tokio::test]
@@ -521,57 +368,29 @@ async fn throttling_backs_off_with_growing_jittered_delays_and_one_event() {
     h.reconcile().await.unwrap();
     let mut delays = Vec::new();
     for _ in 0..6 {
-        h.aws.fail_next(
-            "GetIntegrationResponses",
-            error_response(429, "TooManyRequestsException", "Too Many Requests"),
-        );
+        h.aws
+            .fail_next("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "Too Many Requests"));
         let (err, delay) = h.fail_and_requeue().await;
         assert_eq!(err.category(), "transient");
         delays.push(delay);
     }
     for (attempt, delay) in delays.iter().enumerate() {
         let full = Duration::from_secs(1) * 2u32.pow(attempt as u32);
-        assert!(
-            *delay >= full / 2 && *delay < full,
-            "attempt {attempt}: {delay:?} not in [{:?}, {full:?})",
-            full / 2
-        );
+        assert!(*delay >= full / 2 && *delay < full, "attempt {attempt}: {delay:?} not in [{:?}, {full:?})", full / 2);
     }
-    let fractions: Vec<f64> = delays
-        .iter()
-        .enumerate()
-        .map(|(a, d)| d.as_secs_f64() / 2f64.powi(a as i32))
-        .collect();
-    assert!(
-        fractions.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-6),
-        "no jitter: {delays:?}"
-    );
+    let fractions: Vec<f64> = delays.iter().enumerate().map(|(a, d)| d.as_secs_f64() / 2f64.powi(a as i32)).collect();
+    assert!(fractions.windows(2).any(|w| (w[0] - w[1]).abs() > 1e-6), "no jitter: {delays:?}");
     let (ready, reason, _) = h.condition("Ready");
     assert_eq!((ready.as_str(), reason.as_str()), ("False", "Throttled"));
     assert_eq!(h.condition("Reconciling").0, "True");
     assert_eq!(h.condition("Stalled").0, "False");
-    assert_eq!(
-        h.kube.event_reasons(),
-        ["Throttled"],
-        "one event for the kind of failure, not one per retry"
-    );
-    assert_eq!(
-        h.kube
-            .requests()
-            .iter()
-            .filter(|r| *r == "APPLY status")
-            .count(),
-        1,
-        "status written once"
-    );
+    assert_eq!(h.kube.event_reasons(), ["Throttled"], "one event for the kind of failure, not one per retry");
+    assert_eq!(h.kube.requests().iter().filter(|r| *r == "APPLY status").count(), 1, "status written once");
 
     // Success resets the backoff.
     h.reconcile().await.unwrap();
     assert_eq!(h.condition("Ready").0, "True");
-    h.aws.fail_next(
-        "GetIntegrationResponse",
-        error_response(429, "TooManyRequestsException", "slow down"),
-    );
+    h.aws.fail_next("GetIntegrationResponse", error_response(429, "TooManyRequestsException", "slow down"));
     let (_, delay) = h.fail_and_requeue().await;
     assert!(delay < Duration::from_secs(1), "{delay:?}");
 }
@@ -579,10 +398,7 @@ async fn throttling_backs_off_with_growing_jittered_delays_and_one_event() {
 #[tokio::test]
 async fn a_transient_failure_of_a_ready_object_does_not_flap_ready() {
     let h = Harness::created(Harness::ready_integration()).await;
-    h.aws.fail_next(
-        "GetIntegrationResponse",
-        error_response(500, "InternalServerError", "oops"),
-    );
+    h.aws.fail_next("GetIntegrationResponse", error_response(500, "InternalServerError", "oops"));
     let (err, _) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "transient");
     assert_eq!(h.condition("Ready").0, "True");
@@ -595,27 +411,19 @@ async fn bad_request_stalls_with_the_aws_message_and_no_immediate_requeue() {
     h.reconcile().await.unwrap();
     h.aws.fail_next(
         "CreateIntegrationResponse",
-        error_response(
-            400,
-            "BadRequestException",
-            "Invalid mapping expression specified: 'nope'",
-        ),
+        error_response(400, "BadRequestException", "Invalid mapping expression specified: 'nope'"),
     );
     let (err, delay) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "stalled");
     let (stalled, reason, message) = h.condition("Stalled");
     assert_eq!((stalled.as_str(), reason.as_str()), ("True", "BadRequest"));
-    assert!(
-        message.contains("Invalid mapping expression specified: 'nope'"),
-        "{message}"
-    );
+    assert!(message.contains("Invalid mapping expression specified: 'nope'"), "{message}");
     assert_eq!(h.condition("Ready").0, "False");
     assert!(delay >= Duration::from_secs(540), "{delay:?}");
     assert!(h.aws.responses().is_empty());
 
     // Fixing the spec (a new generation) retries and succeeds.
-    h.kube
-        .edit_spec(|spec| spec["responseParameters"] = json!({}));
+    h.kube.edit_spec(|spec| spec["responseParameters"] = json!({}));
     h.reconcile().await.unwrap();
     assert_eq!(h.condition("Ready").0, "True");
     assert_eq!(h.condition("Stalled").0, "False");
@@ -628,11 +436,7 @@ async fn access_denied_stalls() {
     h.reconcile().await.unwrap();
     h.aws.fail_next(
         "GetIntegrationResponses",
-        error_response(
-            403,
-            "AccessDeniedException",
-            "User is not authorized to perform: apigateway:GET",
-        ),
+        error_response(403, "AccessDeniedException", "User is not authorized to perform: apigateway:GET"),
     );
     let (err, _) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "stalled");
@@ -647,29 +451,15 @@ async fn a_missing_integration_waits_slowly_then_creates_once_it_appears() {
     h.reconcile().await.unwrap();
     let (err, delay) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "dependency_not_found");
-    assert!(
-        delay >= Duration::from_secs(15) && delay < Duration::from_secs(30),
-        "{delay:?}"
-    );
+    assert!(delay >= Duration::from_secs(15) && delay < Duration::from_secs(30), "{delay:?}");
     let (ready, reason, _) = h.condition("Ready");
-    assert_eq!(
-        (ready.as_str(), reason.as_str()),
-        ("False", "DependencyNotFound")
-    );
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "DependencyNotFound"));
     assert_eq!(h.condition("Stalled").0, "False");
     assert_eq!(h.status().pending_create_key, None);
     let (_, second) = h.fail_and_requeue().await;
-    assert!(
-        second >= Duration::from_secs(30),
-        "slower the second time: {second:?}"
-    );
+    assert!(second >= Duration::from_secs(30), "slower the second time: {second:?}");
 
-    h.aws
-        .state
-        .lock()
-        .unwrap()
-        .integrations
-        .insert((API.into(), INTEGRATION.into()));
+    h.aws.state.lock().unwrap().integrations.insert((API.into(), INTEGRATION.into()));
     h.reconcile().await.unwrap();
     assert_eq!(h.condition("Ready").0, "True");
     assert_eq!(h.aws.responses().len(), 1);
@@ -703,10 +493,7 @@ async fn no_region_anywhere_stalls_before_calling_aws() {
             ),
             kube::runtime::events::Recorder::new(
                 h.kube.client(),
-                kube::runtime::events::Reporter {
-                    controller: "t".into(),
-                    instance: None,
-                },
+                kube::runtime::events::Reporter { controller: "t".into(), instance: None },
             ),
             ctx,
             h.ctx.metrics.clone(),

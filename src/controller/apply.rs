@@ -13,29 +13,15 @@ use crate::metrics::ObjectState;
 use crate::plan::{Desired, Plan, Target, plan};
 use crate::{Error, Result};
 
-pub async fn apply(
-    obj: &IntegrationResponse,
-    ctx: &Context,
-    api: &Api<IntegrationResponse>,
-) -> Result<Action> {
+pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
-    let mut run = Run {
-        obj,
-        ctx,
-        writer: &mut writer,
-        status: &mut status,
-    };
+    let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status };
     match run.converge().await {
         Ok(message) => {
-            set_phase(
-                run.status,
-                &Phase::Ready { message },
-                obj.metadata.generation,
-            );
+            set_phase(run.status, &Phase::Ready { message }, obj.metadata.generation);
             run.writer.write(run.status).await?;
-            ctx.metrics
-                .set_object_state(&object_key(obj), Some(ObjectState::Ready));
+            ctx.metrics.set_object_state(&object_key(obj), Some(ObjectState::Ready));
             Ok(ctx.resync())
         }
         Err(Error::Failure(failure)) => {
@@ -66,11 +52,7 @@ enum Found {
 impl Run<'_, '_> {
     /// Returns the Ready message.
     async fn converge(&mut self) -> Result<String> {
-        let target = Target::resolve(
-            &self.obj.spec,
-            self.status,
-            self.ctx.settings.default_region.as_deref(),
-        )?;
+        let target = Target::resolve(&self.obj.spec, self.status, self.ctx.settings.default_region.as_deref())?;
         let desired = Desired::from_spec(&self.obj.spec);
         let aws = self.ctx.aws.for_region(&target.region);
 
@@ -87,33 +69,24 @@ impl Run<'_, '_> {
         let recorded = matches!(found, Found::Recorded(_));
         let existing = match found {
             Found::Recorded(observed) => observed,
-            Found::Lost | Found::Missing => {
-                match self.find_by_key(&aws, &target, &desired).await? {
-                    Some(observed) => observed,
-                    None => {
-                        return self
-                            .create(&aws, &target, &desired, matches!(found, Found::Lost))
-                            .await;
-                    }
+            Found::Lost | Found::Missing => match self.find_by_key(&aws, &target, &desired).await? {
+                Some(observed) => observed,
+                None => {
+                    return self.create(&aws, &target, &desired, matches!(found, Found::Lost)).await;
                 }
-            }
+            },
         };
 
         match plan(&desired, &existing) {
             Plan::InSync => Ok(ready_message(&existing.id)),
             Plan::Update(changes) => {
-                aws.update(&target, &existing.id, &changes)
-                    .await
-                    .map_err(Failure::from)?;
+                aws.update(&target, &existing.id, &changes).await.map_err(Failure::from)?;
                 let fields = changes.fields().join(", ");
                 // Unchanged generation: nobody edited the spec, so AWS was changed behind our back.
-                let spec_unchanged = self.obj.status.as_ref().and_then(|s| s.observed_generation)
-                    == self.obj.metadata.generation;
+                let spec_unchanged =
+                    self.obj.status.as_ref().and_then(|s| s.observed_generation) == self.obj.metadata.generation;
                 if recorded && spec_unchanged {
-                    let note = format!(
-                        "Put back {fields} of {}, changed outside Kubernetes",
-                        existing.id
-                    );
+                    let note = format!("Put back {fields} of {}, changed outside Kubernetes", existing.id);
                     events::normal(self.ctx, self.obj, "DriftCorrected", note).await;
                 } else {
                     let note = format!("Updated {fields} of {}", existing.id);
@@ -122,9 +95,7 @@ impl Run<'_, '_> {
                 Ok(ready_message(&existing.id))
             }
             Plan::Replace => {
-                aws.delete(&target, &existing.id)
-                    .await
-                    .map_err(Failure::from)?;
+                aws.delete(&target, &existing.id).await.map_err(Failure::from)?;
                 let note = format!(
                     "Deleted {} to unset contentHandlingStrategy, which AWS cannot update in place; creating it again",
                     existing.id
@@ -147,10 +118,7 @@ impl Run<'_, '_> {
         let responses = aws.list(target).await.map_err(Failure::from)?;
         let by_key = |key: &str| responses.iter().find(|r| r.key == key).cloned();
         if let Some(found) = self.status.pending_create_key.as_deref().and_then(by_key) {
-            let note = format!(
-                "Took over {} (key {}), created before its id could be recorded",
-                found.id, found.key
-            );
+            let note = format!("Took over {} (key {}), created before its id could be recorded", found.id, found.key);
             self.record_id(target, &found);
             events::normal(self.ctx, self.obj, "TakenOver", note).await;
             return Ok(Some(found));
@@ -158,13 +126,7 @@ impl Run<'_, '_> {
         let Some(found) = by_key(&desired.key) else {
             return Ok(None);
         };
-        if self
-            .obj
-            .annotations()
-            .get(ADOPT_ANNOTATION)
-            .map(String::as_str)
-            == Some("true")
-        {
+        if self.obj.annotations().get(ADOPT_ANNOTATION).map(String::as_str) == Some("true") {
             self.record_id(target, &found);
             events::normal(
                 self.ctx,
@@ -205,10 +167,8 @@ impl Run<'_, '_> {
         self.status.integration_response_id = None;
         self.status.pending_create_key = Some(desired.key.clone());
         self.record_target(target);
-        let phase = Phase::Progressing {
-            reason: "Creating",
-            message: "Creating the integration response in AWS.".into(),
-        };
+        let phase =
+            Phase::Progressing { reason: "Creating", message: "Creating the integration response in AWS.".into() };
         set_phase(self.status, &phase, self.obj.metadata.generation);
         self.writer.write(self.status).await?;
 
@@ -216,10 +176,7 @@ impl Run<'_, '_> {
             Ok(created) => created,
             Err(err) => {
                 // AWS refused the request outright, so nothing was created under that key.
-                if matches!(
-                    err.kind,
-                    ErrorKind::Conflict | ErrorKind::BadRequest | ErrorKind::AccessDenied
-                ) {
+                if matches!(err.kind, ErrorKind::Conflict | ErrorKind::BadRequest | ErrorKind::AccessDenied) {
                     self.status.pending_create_key = None;
                 }
                 if err.kind == ErrorKind::Conflict {
@@ -235,18 +192,9 @@ impl Run<'_, '_> {
         };
         self.record_id(target, &created);
         let (reason, note) = if recreating {
-            (
-                "Recreated",
-                format!(
-                    "Created {} again after it was deleted outside Kubernetes",
-                    created.id
-                ),
-            )
+            ("Recreated", format!("Created {} again after it was deleted outside Kubernetes", created.id))
         } else {
-            (
-                "Created",
-                format!("Created integration response {}", created.id),
-            )
+            ("Created", format!("Created integration response {}", created.id))
         };
         events::normal(self.ctx, self.obj, reason, note).await;
         Ok(ready_message(&created.id))

@@ -10,34 +10,18 @@ use crate::failure::Failure;
 use crate::plan::Target;
 use crate::{Error, Result};
 
-pub async fn cleanup(
-    obj: &IntegrationResponse,
-    ctx: &Context,
-    api: &Api<IntegrationResponse>,
-) -> Result<Action> {
+pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
     let mut status = obj.status.clone().unwrap_or_default();
     ctx.metrics.set_object_state(&object_key(obj), None);
     if obj.spec.deletion_policy() == DeletionPolicy::Retain {
         if let Some(id) = &status.integration_response_id {
-            events::normal(
-                ctx,
-                obj,
-                "Retained",
-                format!("Kept {id} in AWS (deletionPolicy Retain)"),
-            )
-            .await;
+            events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS (deletionPolicy Retain)")).await;
         }
         return Ok(Action::await_change());
     }
     match delete_in_aws(obj, ctx, &status).await {
         Ok(Some(id)) => {
-            events::normal(
-                ctx,
-                obj,
-                "Deleted",
-                format!("Deleted integration response {id}"),
-            )
-            .await;
+            events::normal(ctx, obj, "Deleted", format!("Deleted integration response {id}")).await;
             Ok(Action::await_change())
         }
         Ok(None) => Ok(Action::await_change()),
@@ -62,23 +46,13 @@ async fn delete_in_aws(
     }
     // Where it was created, as recorded; the spec is only a fallback.
     let target = Target {
-        region: match status
-            .region
-            .as_deref()
-            .or(obj.spec.region.as_deref())
-            .or(ctx.settings.default_region.as_deref())
+        region: match status.region.as_deref().or(obj.spec.region.as_deref()).or(ctx.settings.default_region.as_deref())
         {
             Some(region) => region.to_owned(),
             None => return Ok(None),
         },
-        api_id: status
-            .api_id
-            .clone()
-            .unwrap_or_else(|| obj.spec.api_id.clone()),
-        integration_id: status
-            .integration_id
-            .clone()
-            .unwrap_or_else(|| obj.spec.integration_id.clone()),
+        api_id: status.api_id.clone().unwrap_or_else(|| obj.spec.api_id.clone()),
+        integration_id: status.integration_id.clone().unwrap_or_else(|| obj.spec.integration_id.clone()),
     };
     let aws = ctx.aws.for_region(&target.region);
     let id = match (&status.integration_response_id, &status.pending_create_key) {

@@ -20,9 +20,7 @@ pub async fn invalid_object(ctx: &Context, obj: &impl Resource<DynamicType = ()>
     let event = Event {
         type_: EventType::Warning,
         reason: "InvalidObject".into(),
-        note: Some(format!(
-            "Not reconciled: the object does not match the IntegrationResponse schema: {error}"
-        )),
+        note: Some(format!("Not reconciled: the object does not match the IntegrationResponse schema: {error}")),
         action: "Reconcile".into(),
         secondary: None,
     };
@@ -32,24 +30,13 @@ pub async fn invalid_object(ctx: &Context, obj: &impl Resource<DynamicType = ()>
 }
 
 /// Events are informational: failing to record one must not fail the reconcile.
-async fn publish(
-    ctx: &Context,
-    obj: &IntegrationResponse,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
+async fn publish(ctx: &Context, obj: &IntegrationResponse, type_: EventType, reason: &str, note: String) {
     match type_ {
         EventType::Normal => info!(reason, note, "event"),
         EventType::Warning => warn!(reason, note, "event"),
     }
-    let event = Event {
-        type_,
-        reason: reason.to_owned(),
-        note: Some(note),
-        action: reason.to_owned(),
-        secondary: None,
-    };
+    let event =
+        Event { type_, reason: reason.to_owned(), note: Some(note), action: reason.to_owned(), secondary: None };
     if let Err(err) = ctx.recorder.publish(&event, &obj.object_ref(&())).await {
         warn!(%err, reason, "could not record event");
     }

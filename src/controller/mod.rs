@@ -46,21 +46,8 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(
-        client: Client,
-        aws: AwsClients,
-        recorder: Recorder,
-        settings: Settings,
-        metrics: Arc<Metrics>,
-    ) -> Self {
-        Self {
-            client,
-            aws,
-            recorder,
-            settings,
-            metrics,
-            attempts: Attempts::default(),
-        }
+    pub fn new(client: Client, aws: AwsClients, recorder: Recorder, settings: Settings, metrics: Arc<Metrics>) -> Self {
+        Self { client, aws, recorder, settings, metrics, attempts: Attempts::default() }
     }
 
     /// When to look again after a success: the resync period, spread by jitter.
@@ -130,10 +117,7 @@ fn retry_after(key: ObjectRef<IntegrationResponse>, err: &Error, ctx: &Context) 
 /// The watch hands objects over behind a [`DeserializeGuard`], so one object that does not match
 /// the types (written under an older schema, say) cannot stop the watch; it gets a Warning
 /// Event and is left alone until it changes.
-async fn reconcile_guarded(
-    guarded: Arc<DeserializeGuard<IntegrationResponse>>,
-    ctx: Arc<Context>,
-) -> Result<Action> {
+async fn reconcile_guarded(guarded: Arc<DeserializeGuard<IntegrationResponse>>, ctx: Arc<Context>) -> Result<Action> {
     match &guarded.0 {
         Ok(obj) => reconcile(Arc::new(obj.clone()), ctx).await,
         Err(invalid) => {
@@ -144,11 +128,7 @@ async fn reconcile_guarded(
     }
 }
 
-fn error_policy_guarded(
-    guarded: Arc<DeserializeGuard<IntegrationResponse>>,
-    err: &Error,
-    ctx: Arc<Context>,
-) -> Action {
+fn error_policy_guarded(guarded: Arc<DeserializeGuard<IntegrationResponse>>, err: &Error, ctx: Arc<Context>) -> Action {
     let mut key = ObjectRef::new(&guarded.name_any());
     if let Some(namespace) = guarded.namespace() {
         key = key.within(&namespace);
@@ -172,16 +152,9 @@ pub async fn run(
     let apis: Vec<Api<DeserializeGuard<IntegrationResponse>>> = if scope.namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
-        scope
-            .namespaces
-            .iter()
-            .map(|ns| Api::namespaced(ctx.client.clone(), ns))
-            .collect()
+        scope.namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
     };
-    let synced = Arc::new(SyncTracker {
-        pending: AtomicUsize::new(apis.len()),
-        on_synced: Box::new(on_synced),
-    });
+    let synced = Arc::new(SyncTracker { pending: AtomicUsize::new(apis.len()), on_synced: Box::new(on_synced) });
     // One controller per namespace: a store can only be fed by one watcher.
     let controllers = apis.into_iter().map(|api| {
         let (reader, writer) = reflector::store();
@@ -204,9 +177,7 @@ pub async fn run(
                 Err(_) => metrics.count_watch_restart(),
             })
             // Managed fields are the bulk of an object and reconcile never reads them.
-            .modify(|obj: &mut DeserializeGuard<IntegrationResponse>| {
-                obj.managed_fields_mut().clear()
-            })
+            .modify(|obj: &mut DeserializeGuard<IntegrationResponse>| obj.managed_fields_mut().clear())
             .reflect(writer)
             .applied_objects();
         Controller::for_stream(stream, reader)

@@ -26,11 +26,7 @@ pub struct StatusWriter<'a> {
 
 impl<'a> StatusWriter<'a> {
     pub fn new(api: &'a Api<IntegrationResponse>, obj: &IntegrationResponse) -> Self {
-        Self {
-            api,
-            name: obj.name_any(),
-            last: obj.status.clone().unwrap_or_default(),
-        }
+        Self { api, name: obj.name_any(), last: obj.status.clone().unwrap_or_default() }
     }
 
     pub async fn write(&mut self, status: &IntegrationResponseStatus) -> Result<(), kube::Error> {
@@ -43,23 +39,14 @@ impl<'a> StatusWriter<'a> {
             "kind": "IntegrationResponse",
             "status": status,
         });
-        self.api
-            .patch_status(
-                &self.name,
-                &PatchParams::apply(FIELD_MANAGER).force(),
-                &Patch::Apply(patch),
-            )
-            .await?;
+        self.api.patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
         self.last = status.clone();
         Ok(())
     }
 }
 
 pub fn set_phase(status: &mut IntegrationResponseStatus, phase: &Phase, generation: Option<i64>) {
-    let now = Timestamp::now()
-        .round(Unit::Second)
-        .unwrap_or_else(|_| Timestamp::now())
-        .to_string();
+    let now = Timestamp::now().round(Unit::Second).unwrap_or_else(|_| Timestamp::now()).to_string();
     status.observed_generation = generation;
     status.conditions = conditions::next(&status.conditions, phase, generation, &now);
 }
@@ -76,22 +63,16 @@ pub async fn report_failure(
 ) -> Result<(), kube::Error> {
     let generation = obj.metadata.generation;
     let before = obj.status.clone().unwrap_or_default();
-    let ready_now = conditions::is_true(&before.conditions, conditions::READY)
-        && before.observed_generation == generation;
+    let ready_now =
+        conditions::is_true(&before.conditions, conditions::READY) && before.observed_generation == generation;
     if matches!(failure, Failure::Transient { .. }) && ready_now {
         return writer.write(status).await;
     }
-    let state = if failure.is_stalled() {
-        ObjectState::Stalled
-    } else {
-        ObjectState::Progressing
-    };
+    let state = if failure.is_stalled() { ObjectState::Stalled } else { ObjectState::Progressing };
     ctx.metrics.set_object_state(&object_key(obj), Some(state));
     set_phase(status, &Phase::from_failure(failure), generation);
     writer.write(status).await?;
-    let previous_reason = before
-        .condition(conditions::READY)
-        .map(|c| c.reason.as_str());
+    let previous_reason = before.condition(conditions::READY).map(|c| c.reason.as_str());
     if previous_reason != Some(failure.reason()) {
         events::warning(ctx, obj, failure.reason(), failure.message().to_owned()).await;
     }

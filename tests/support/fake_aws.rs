@@ -52,15 +52,10 @@ pub struct FakeAws {
 
 pub fn error_response(status: u16, error_type: &str, message: &str) -> HttpResponse {
     let body = serde_json::json!({ "message": message }).to_string();
-    let mut response =
-        HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
-    response
-        .headers_mut()
-        .insert("Content-Type", "application/json");
+    let mut response = HttpResponse::new(StatusCode::try_from(status).unwrap(), SdkBody::from(body));
+    response.headers_mut().insert("Content-Type", "application/json");
     if !error_type.is_empty() {
-        response
-            .headers_mut()
-            .insert("x-amzn-ErrorType", error_type.to_owned());
+        response.headers_mut().insert("x-amzn-ErrorType", error_type.to_owned());
     }
     response
 }
@@ -76,61 +71,32 @@ pub fn moto_html_500() -> HttpResponse {
 }
 
 fn not_found(what: &str) -> HttpResponse {
-    error_response(
-        404,
-        "NotFoundException",
-        &format!("Invalid {what} identifier specified"),
-    )
+    error_response(404, "NotFoundException", &format!("Invalid {what} identifier specified"))
 }
 
 impl FakeAws {
     pub fn new() -> Self {
-        let state = State {
-            page_size: 2,
-            ..Default::default()
-        };
-        Self {
-            state: Arc::new(Mutex::new(state)),
-        }
+        let state = State { page_size: 2, ..Default::default() };
+        Self { state: Arc::new(Mutex::new(state)) }
     }
 
     pub fn with_integration(self, api_id: &str, integration_id: &str) -> Self {
-        self.state
-            .lock()
-            .unwrap()
-            .integrations
-            .insert((api_id.into(), integration_id.into()));
+        self.state.lock().unwrap().integrations.insert((api_id.into(), integration_id.into()));
         self
     }
 
     /// Fails the next call of `operation` with `response`.
     pub fn fail_next(&self, operation: &'static str, response: HttpResponse) {
-        self.state
-            .lock()
-            .unwrap()
-            .failures
-            .entry(operation)
-            .or_default()
-            .push_back(response);
+        self.state.lock().unwrap().failures.entry(operation).or_default().push_back(response);
     }
 
     pub fn responses(&self) -> Vec<Stored> {
-        self.state
-            .lock()
-            .unwrap()
-            .responses
-            .values()
-            .cloned()
-            .collect()
+        self.state.lock().unwrap().responses.values().cloned().collect()
     }
 
     pub fn only_response(&self) -> Stored {
         let all = self.responses();
-        assert_eq!(
-            all.len(),
-            1,
-            "expected exactly one integration response, found {all:#?}"
-        );
+        assert_eq!(all.len(), 1, "expected exactly one integration response, found {all:#?}");
         all.into_iter().next().unwrap()
     }
 
@@ -144,14 +110,7 @@ impl FakeAws {
 
     /// Changes a stored response behind the operator's back.
     pub fn tamper(&self, id: &str, change: impl FnOnce(&mut Stored)) {
-        change(
-            self.state
-                .lock()
-                .unwrap()
-                .responses
-                .get_mut(id)
-                .expect("stored response"),
-        );
+        change(self.state.lock().unwrap().responses.get_mut(id).expect("stored response"));
     }
 
     /// Stores a response as another tool would have created it.
@@ -186,14 +145,9 @@ impl FakeAws {
                             .integration_response_id(&stored.id)
                             .integration_response_key(&stored.key)
                             .set_content_handling_strategy(
-                                stored
-                                    .content_handling
-                                    .as_deref()
-                                    .map(ContentHandlingStrategy::from),
+                                stored.content_handling.as_deref().map(ContentHandlingStrategy::from),
                             )
-                            .set_template_selection_expression(
-                                stored.template_selection_expression.clone(),
-                            )
+                            .set_template_selection_expression(stored.template_selection_expression.clone())
                             .set_response_templates(non_empty(&stored.response_templates))
                             .set_response_parameters(non_empty(&stored.response_parameters))
                             .build(),
@@ -209,12 +163,8 @@ impl FakeAws {
                 if let Err(response) = state.parent(api, int) {
                     return MockResponse::Http(response);
                 }
-                let all: Vec<_> = state
-                    .responses
-                    .values()
-                    .filter(|r| r.api_id == api && r.integration_id == int)
-                    .cloned()
-                    .collect();
+                let all: Vec<_> =
+                    state.responses.values().filter(|r| r.api_id == api && r.integration_id == int).cloned().collect();
                 let start: usize = input.next_token().map_or(0, |t| t.parse().unwrap());
                 let end = (start + state.page_size).min(all.len());
                 let items = all[start..end].iter().map(|stored| {
@@ -222,20 +172,14 @@ impl FakeAws {
                         .integration_response_id(&stored.id)
                         .integration_response_key(&stored.key)
                         .set_content_handling_strategy(
-                            stored
-                                .content_handling
-                                .as_deref()
-                                .map(ContentHandlingStrategy::from),
+                            stored.content_handling.as_deref().map(ContentHandlingStrategy::from),
                         )
-                        .set_template_selection_expression(
-                            stored.template_selection_expression.clone(),
-                        )
+                        .set_template_selection_expression(stored.template_selection_expression.clone())
                         .set_response_templates(non_empty(&stored.response_templates))
                         .set_response_parameters(non_empty(&stored.response_parameters))
                         .build()
                 });
-                let mut output =
-                    GetIntegrationResponsesOutput::builder().set_items(Some(items.collect()));
+                let mut output = GetIntegrationResponsesOutput::builder().set_items(Some(items.collect()));
                 if end < all.len() {
                     output = output.next_token(end.to_string());
                 }
@@ -243,78 +187,100 @@ impl FakeAws {
             })
         });
         let s = self.state.clone();
-        let create =
-            mock!(Client::create_integration_response).then_compute_response(move |input| {
-                let mut state = s.lock().unwrap();
-                state.begin("CreateIntegrationResponse").unwrap_or_else(|| {
-                    let (api, int, key) = (
-                        input.api_id().unwrap(),
-                        input.integration_id().unwrap(),
-                        input.integration_response_key().unwrap(),
-                    );
-                    if let Err(response) = state.parent(api, int) {
-                        return MockResponse::Http(response);
-                    }
-                    if state
-                        .responses
-                        .values()
-                        .any(|r| r.api_id == api && r.integration_id == int && r.key == key)
-                    {
-                        return MockResponse::Http(error_response(
-                            409,
-                            "ConflictException",
-                            "Integration response already exists for key",
-                        ));
-                    }
-                    let id = state.new_id();
-                    let stored = Stored {
-                        api_id: api.into(),
-                        integration_id: int.into(),
-                        id: id.clone(),
-                        key: key.into(),
-                        content_handling: input
-                            .content_handling_strategy()
-                            .map(|c| c.as_str().to_owned()),
-                        template_selection_expression: input
-                            .template_selection_expression()
-                            .map(str::to_owned),
-                        response_templates: sorted(input.response_templates()),
-                        response_parameters: sorted(input.response_parameters()),
-                    };
-                    state.responses.insert(id.clone(), stored.clone());
-                    MockResponse::Output(
-                        CreateIntegrationResponseOutput::builder()
-                            .integration_response_id(id)
-                            .integration_response_key(&stored.key)
-                            .build(),
-                    )
-                })
-            });
-        let s = self.state.clone();
-        let update =
-            mock!(Client::update_integration_response).then_compute_response(move |input| {
-                let mut state = s.lock().unwrap();
-                let mut sent = Vec::new();
-                if input.integration_response_key().is_some() {
-                    sent.push("key")
-                }
-                if input.content_handling_strategy().is_some() {
-                    sent.push("contentHandlingStrategy")
-                }
-                if input.template_selection_expression().is_some() {
-                    sent.push("templateSelectionExpression")
-                }
-                if input.response_templates().is_some() {
-                    sent.push("responseTemplates")
-                }
-                if input.response_parameters().is_some() {
-                    sent.push("responseParameters")
-                }
-                let name = format!("UpdateIntegrationResponse[{}]", sent.join(","));
-                state.calls.push(name);
-                if let Some(response) = state.scripted("UpdateIntegrationResponse") {
+        let create = mock!(Client::create_integration_response).then_compute_response(move |input| {
+            let mut state = s.lock().unwrap();
+            state.begin("CreateIntegrationResponse").unwrap_or_else(|| {
+                let (api, int, key) = (
+                    input.api_id().unwrap(),
+                    input.integration_id().unwrap(),
+                    input.integration_response_key().unwrap(),
+                );
+                if let Err(response) = state.parent(api, int) {
                     return MockResponse::Http(response);
                 }
+                if state.responses.values().any(|r| r.api_id == api && r.integration_id == int && r.key == key) {
+                    return MockResponse::Http(error_response(
+                        409,
+                        "ConflictException",
+                        "Integration response already exists for key",
+                    ));
+                }
+                let id = state.new_id();
+                let stored = Stored {
+                    api_id: api.into(),
+                    integration_id: int.into(),
+                    id: id.clone(),
+                    key: key.into(),
+                    content_handling: input.content_handling_strategy().map(|c| c.as_str().to_owned()),
+                    template_selection_expression: input.template_selection_expression().map(str::to_owned),
+                    response_templates: sorted(input.response_templates()),
+                    response_parameters: sorted(input.response_parameters()),
+                };
+                state.responses.insert(id.clone(), stored.clone());
+                MockResponse::Output(
+                    CreateIntegrationResponseOutput::builder()
+                        .integration_response_id(id)
+                        .integration_response_key(&stored.key)
+                        .build(),
+                )
+            })
+        });
+        let s = self.state.clone();
+        let update = mock!(Client::update_integration_response).then_compute_response(move |input| {
+            let mut state = s.lock().unwrap();
+            let mut sent = Vec::new();
+            if input.integration_response_key().is_some() {
+                sent.push("key")
+            }
+            if input.content_handling_strategy().is_some() {
+                sent.push("contentHandlingStrategy")
+            }
+            if input.template_selection_expression().is_some() {
+                sent.push("templateSelectionExpression")
+            }
+            if input.response_templates().is_some() {
+                sent.push("responseTemplates")
+            }
+            if input.response_parameters().is_some() {
+                sent.push("responseParameters")
+            }
+            let name = format!("UpdateIntegrationResponse[{}]", sent.join(","));
+            state.calls.push(name);
+            if let Some(response) = state.scripted("UpdateIntegrationResponse") {
+                return MockResponse::Http(response);
+            }
+            let (api, int, id) =
+                (input.api_id().unwrap(), input.integration_id().unwrap(), input.integration_response_id().unwrap());
+            if let Err(response) = state.find(api, int, id) {
+                return MockResponse::Http(response);
+            }
+            let stored = state.responses.get_mut(id).unwrap();
+            if let Some(key) = input.integration_response_key() {
+                stored.key = key.into()
+            }
+            if let Some(c) = input.content_handling_strategy() {
+                stored.content_handling = Some(c.as_str().into())
+            }
+            if let Some(t) = input.template_selection_expression() {
+                stored.template_selection_expression = (!t.is_empty()).then(|| t.to_owned())
+            }
+            if input.response_templates().is_some() {
+                stored.response_templates = sorted(input.response_templates())
+            }
+            if input.response_parameters().is_some() {
+                stored.response_parameters = sorted(input.response_parameters())
+            }
+            MockResponse::Output(
+                UpdateIntegrationResponseOutput::builder()
+                    .integration_response_id(id)
+                    .integration_response_key(&stored.key)
+                    .build(),
+            )
+        });
+        let s = self.state.clone();
+        let delete = mock!(Client::delete_integration_response).then_compute_response(move |input| {
+            let mut state = s.lock().unwrap();
+            state.begin("DeleteIntegrationResponse").unwrap_or_else(|| {
                 let (api, int, id) = (
                     input.api_id().unwrap(),
                     input.integration_id().unwrap(),
@@ -323,56 +289,15 @@ impl FakeAws {
                 if let Err(response) = state.find(api, int, id) {
                     return MockResponse::Http(response);
                 }
-                let stored = state.responses.get_mut(id).unwrap();
-                if let Some(key) = input.integration_response_key() {
-                    stored.key = key.into()
-                }
-                if let Some(c) = input.content_handling_strategy() {
-                    stored.content_handling = Some(c.as_str().into())
-                }
-                if let Some(t) = input.template_selection_expression() {
-                    stored.template_selection_expression = (!t.is_empty()).then(|| t.to_owned())
-                }
-                if input.response_templates().is_some() {
-                    stored.response_templates = sorted(input.response_templates())
-                }
-                if input.response_parameters().is_some() {
-                    stored.response_parameters = sorted(input.response_parameters())
-                }
-                MockResponse::Output(
-                    UpdateIntegrationResponseOutput::builder()
-                        .integration_response_id(id)
-                        .integration_response_key(&stored.key)
-                        .build(),
-                )
-            });
-        let s = self.state.clone();
-        let delete =
-            mock!(Client::delete_integration_response).then_compute_response(move |input| {
-                let mut state = s.lock().unwrap();
-                state.begin("DeleteIntegrationResponse").unwrap_or_else(|| {
-                    let (api, int, id) = (
-                        input.api_id().unwrap(),
-                        input.integration_id().unwrap(),
-                        input.integration_response_id().unwrap(),
-                    );
-                    if let Err(response) = state.find(api, int, id) {
-                        return MockResponse::Http(response);
-                    }
-                    state.responses.remove(id);
-                    MockResponse::Output(DeleteIntegrationResponseOutput::builder().build())
-                })
-            });
+                state.responses.remove(id);
+                MockResponse::Output(DeleteIntegrationResponseOutput::builder().build())
+            })
+        });
         // Retries off, as the operator configures its clients: every attempt goes through the
         // pacer and the controller's backoff.
-        mock_client!(
-            aws_sdk_apigatewayv2,
-            RuleMode::MatchAny,
-            &[&get, &list, &create, &update, &delete],
-            |config| {
-                config.retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled())
-            }
-        )
+        mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, &[&get, &list, &create, &update, &delete], |config| {
+            config.retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled())
+        })
     }
 }
 
@@ -383,9 +308,7 @@ impl State {
     }
 
     fn scripted(&mut self, operation: &'static str) -> Option<HttpResponse> {
-        self.failures
-            .get_mut(operation)
-            .and_then(VecDeque::pop_front)
+        self.failures.get_mut(operation).and_then(VecDeque::pop_front)
     }
 
     /// Logs the call and returns a scripted failure, if one is queued.
@@ -398,10 +321,7 @@ impl State {
         if !self.integrations.iter().any(|(a, _)| a == api) {
             return Err(not_found("API"));
         }
-        if !self
-            .integrations
-            .contains(&(api.to_owned(), int.to_owned()))
-        {
+        if !self.integrations.contains(&(api.to_owned(), int.to_owned())) {
             return Err(not_found("Integration"));
         }
         Ok(())
@@ -418,8 +338,7 @@ impl State {
 }
 
 fn sorted(map: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
-    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-        .unwrap_or_default()
+    map.map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect()).unwrap_or_default()
 }
 
 fn non_empty(map: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {

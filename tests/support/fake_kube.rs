@@ -11,8 +11,7 @@ use kube::Client;
 use kube::client::Body;
 use serde_json::{Value, json};
 
-const OBJECTS: &str =
-    "/apis/apigatewayv2.aws.operator.rs/v1alpha1/namespaces/default/integrationresponses/";
+const OBJECTS: &str = "/apis/apigatewayv2.aws.operator.rs/v1alpha1/namespaces/default/integrationresponses/";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 
 #[derive(Default)]
@@ -49,11 +48,7 @@ impl FakeKube {
             while let Some((request, send)) = handle.next_request().await {
                 let (parts, body) = request.into_parts();
                 let body = body.collect_bytes().await.unwrap();
-                let body: Value = if body.is_empty() {
-                    Value::Null
-                } else {
-                    serde_json::from_slice(&body).unwrap()
-                };
+                let body: Value = if body.is_empty() { Value::Null } else { serde_json::from_slice(&body).unwrap() };
                 let (status, reply) = served.lock().unwrap().serve(&parts, body);
                 let response = Response::builder()
                     .status(status)
@@ -63,10 +58,7 @@ impl FakeKube {
                 send.send_response(response);
             }
         });
-        Self {
-            state,
-            client: Client::new(service, "default"),
-        }
+        Self { state, client: Client::new(service, "default") }
     }
 
     pub fn client(&self) -> Client {
@@ -75,12 +67,7 @@ impl FakeKube {
 
     /// The object as the controller's store would hand it to reconcile.
     pub fn object(&self) -> Option<IntegrationResponse> {
-        self.state
-            .lock()
-            .unwrap()
-            .object
-            .clone()
-            .map(|o| serde_json::from_value(o).unwrap())
+        self.state.lock().unwrap().object.clone().map(|o| serde_json::from_value(o).unwrap())
     }
 
     pub fn requests(&self) -> Vec<String> {
@@ -93,20 +80,12 @@ impl FakeKube {
 
     pub fn event_reasons(&self) -> Vec<String> {
         let state = self.state.lock().unwrap();
-        state
-            .events
-            .iter()
-            .map(|e| e["reason"].as_str().unwrap_or_default().to_owned())
-            .collect()
+        state.events.iter().map(|e| e["reason"].as_str().unwrap_or_default().to_owned()).collect()
     }
 
     pub fn event_notes(&self) -> Vec<String> {
         let state = self.state.lock().unwrap();
-        state
-            .events
-            .iter()
-            .map(|e| e["note"].as_str().unwrap_or_default().to_owned())
-            .collect()
+        state.events.iter().map(|e| e["note"].as_str().unwrap_or_default().to_owned()).collect()
     }
 
     pub fn unexpected(&self) -> Vec<String> {
@@ -150,11 +129,7 @@ impl KubeState {
     fn serve(&mut self, parts: &http::request::Parts, body: Value) -> (StatusCode, Value) {
         let path = parts.uri.path();
         let query = parts.uri.query().unwrap_or_default();
-        let content_type = parts
-            .headers
-            .get("content-type")
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default();
+        let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
         match (&parts.method, path) {
             (&Method::POST, EVENTS) => {
                 self.requests.push("POST event".into());
@@ -166,12 +141,7 @@ impl KubeState {
                 // its series. Counted here as one more occurrence of that event.
                 self.requests.push("PATCH event".into());
                 let name = p.rsplit('/').next().unwrap_or_default();
-                let Some(first) = self
-                    .events
-                    .iter()
-                    .find(|e| e["metadata"]["name"] == name)
-                    .cloned()
-                else {
+                let Some(first) = self.events.iter().find(|e| e["metadata"]["name"] == name).cloned() else {
                     return status_error(404, "NotFound", "no such event");
                 };
                 self.events.push(first.clone());
@@ -182,14 +152,8 @@ impl KubeState {
                     content_type, "application/apply-patch+yaml",
                     "status must be written with server-side apply"
                 );
-                assert!(
-                    query.contains("fieldManager=integration-response-operator"),
-                    "field manager: {query}"
-                );
-                assert!(
-                    query.contains("force=true"),
-                    "status apply must force: {query}"
-                );
+                assert!(query.contains("fieldManager=integration-response-operator"), "field manager: {query}");
+                assert!(query.contains("force=true"), "status apply must force: {query}");
                 assert!(body.get("spec").is_none(), "the operator never writes spec");
                 self.requests.push("APPLY status".into());
                 if self.pass_status_writes > 0 {
@@ -207,17 +171,12 @@ impl KubeState {
                 (StatusCode::OK, self.object.clone().unwrap())
             }
             (&Method::PATCH, p) if p.starts_with(OBJECTS) => {
-                assert_eq!(
-                    content_type, "application/json-patch+json",
-                    "unexpected patch type on the object"
-                );
+                assert_eq!(content_type, "application/json-patch+json", "unexpected patch type on the object");
                 self.requests.push("PATCH finalizers".into());
                 let Some(object) = self.object.as_mut() else {
                     return status_error(404, "NotFound", "gone");
                 };
-                let before = object["metadata"]["finalizers"]
-                    .as_array()
-                    .map_or(0, Vec::len);
+                let before = object["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
                 let patch: json_patch::Patch = serde_json::from_value(body).unwrap();
                 // kube-apiserver's JSON patch (evanphx/json-patch) treats `test` against null as
                 // passing when the path is absent; the json-patch crate does not, so such tests
@@ -226,10 +185,7 @@ impl KubeState {
                 for op in patch.0 {
                     match &op {
                         json_patch::PatchOperation::Test(test) if test.value.is_null() => {
-                            if !object
-                                .pointer(test.path.as_str())
-                                .is_none_or(Value::is_null)
-                            {
+                            if !object.pointer(test.path.as_str()).is_none_or(Value::is_null) {
                                 return status_error(422, "Invalid", "test operation failed");
                             }
                         }
@@ -241,18 +197,10 @@ impl KubeState {
                     return status_error(422, "Invalid", &err.to_string());
                 }
                 // Empty lists are omitted from metadata, as the real server stores them.
-                if patched["metadata"]["finalizers"]
-                    .as_array()
-                    .is_some_and(Vec::is_empty)
-                {
-                    patched["metadata"]
-                        .as_object_mut()
-                        .unwrap()
-                        .remove("finalizers");
+                if patched["metadata"]["finalizers"].as_array().is_some_and(Vec::is_empty) {
+                    patched["metadata"].as_object_mut().unwrap().remove("finalizers");
                 }
-                let after = patched["metadata"]["finalizers"]
-                    .as_array()
-                    .map_or(0, Vec::len);
+                let after = patched["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
                 let deleting = patched["metadata"].get("deletionTimestamp").is_some();
                 if deleting && after > before {
                     return status_error(

@@ -20,22 +20,10 @@ use kube::runtime::events::{Recorder, Reporter};
 pub fn context(kube: &fake_kube::FakeKube, aws: &fake_aws::FakeAws) -> Arc<Context> {
     let metrics = Arc::new(Metrics::default());
     let clients = AwsClients::fixed(aws.client(), Arc::new(Pacer::unlimited()), metrics.clone());
-    let reporter = Reporter {
-        controller: "integration-response-operator".into(),
-        instance: Some("test".into()),
-    };
+    let reporter = Reporter { controller: "integration-response-operator".into(), instance: Some("test".into()) };
     let recorder = Recorder::new(kube.client(), reporter);
-    let settings = Settings {
-        default_region: Some("us-east-1".into()),
-        resync_period: Duration::from_secs(600),
-    };
-    Arc::new(Context::new(
-        kube.client(),
-        clients,
-        recorder,
-        settings,
-        metrics,
-    ))
+    let settings = Settings { default_region: Some("us-east-1".into()), resync_period: Duration::from_secs(600) };
+    Arc::new(Context::new(kube.client(), clients, recorder, settings, metrics))
 }
 
 /// A CR as a user would apply it.

@@ -27,17 +27,12 @@ impl Moto {
             .stderr(Stdio::null())
             .spawn()
             .unwrap_or_else(|err| {
-                panic!(
-                    "cannot start {program} ({err}); install it with: pip install 'moto[server]'"
-                )
+                panic!("cannot start {program} ({err}); install it with: pip install 'moto[server]'")
             });
         let endpoint = format!("http://127.0.0.1:{port}");
         let deadline = Instant::now() + Duration::from_secs(30);
         while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(
-                Instant::now() < deadline,
-                "moto_server did not listen on {endpoint} within 30s"
-            );
+            assert!(Instant::now() < deadline, "moto_server did not listen on {endpoint} within 30s");
             std::thread::sleep(Duration::from_millis(100));
         }
         Self { child, endpoint }
@@ -86,9 +81,5 @@ impl Drop for Moto {
 }
 
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }

@@ -23,26 +23,21 @@ pub struct Stack {
 
 impl Stack {
     pub async fn start() -> Self {
-        let crd = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("crds/integrationresponses.apigatewayv2.aws.operator.rs.yaml");
-        let emulator = Emulator::start(&[crd.as_path()])
-            .await
-            .expect("emulator starts");
+        Self::start_with_crd(true).await
+    }
+
+    /// `with_crd: false` starts an API server on which the CRD is not installed yet.
+    pub async fn start_with_crd(with_crd: bool) -> Self {
+        let crd = crd_path();
+        let crds: Vec<&Path> = if with_crd { vec![crd.as_path()] } else { vec![] };
+        let emulator = Emulator::start(&crds).await.expect("emulator starts");
         let moto = Moto::start();
         let (api_id, integration_id) = moto.websocket_integration().await;
-        let dir =
-            std::env::temp_dir().join(format!("iro-e2e-{}-{}", std::process::id(), free_port()));
+        let dir = std::env::temp_dir().join(format!("iro-e2e-{}-{}", std::process::id(), free_port()));
         std::fs::create_dir_all(&dir).unwrap();
         emulator.write_kubeconfig(&dir.join("kubeconfig")).unwrap();
         let client = Client::try_from(Config::new(emulator.url().parse().unwrap())).unwrap();
-        Self {
-            emulator,
-            moto,
-            api_id,
-            integration_id,
-            client,
-            dir,
-        }
+        Self { emulator, moto, api_id, integration_id, client, dir }
     }
 
     pub fn api(&self) -> Api<IntegrationResponse> {
@@ -68,29 +63,18 @@ impl Stack {
             .env("RESYNC_PERIOD", "1h")
             .env("AWS_RATE_LIMIT_RPS", "50")
             .env("AWS_RATE_LIMIT_BURST", "50")
-            .env(
-                "RUST_LOG",
-                std::env::var("E2E_RUST_LOG")
-                    .unwrap_or("info,integration_response_operator=debug".into()),
-            )
+            .env("RUST_LOG", std::env::var("E2E_RUST_LOG").unwrap_or("info,integration_response_operator=debug".into()))
             .stdout(Stdio::from(file.try_clone().unwrap()))
             .stderr(Stdio::from(file));
         for (key, value) in extra {
             command.env(key, value);
         }
         let child = command.spawn().expect("operator binary starts");
-        Operator {
-            child,
-            admin_port,
-            log,
-        }
+        Operator { child, admin_port, log }
     }
 
     pub async fn apply(&self, object: &IntegrationResponse) -> IntegrationResponse {
-        self.api()
-            .create(&PostParams::default(), object)
-            .await
-            .expect("create CR")
+        self.api().create(&PostParams::default(), object).await.expect("create CR")
     }
 
     /// Integration responses moto holds for the stack's integration.
@@ -113,6 +97,10 @@ impl Stack {
     }
 }
 
+pub fn crd_path() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("crds/integrationresponses.apigatewayv2.aws.operator.rs.yaml")
+}
+
 pub struct Operator {
     child: Child,
     pub admin_port: u16,
@@ -129,15 +117,13 @@ impl Operator {
     }
 
     pub fn signal(&self, signal: &str) {
-        let status = Command::new("kill")
-            .args([&format!("-{signal}"), &self.child.id().to_string()])
-            .status()
-            .unwrap();
+        let status = Command::new("kill").args([&format!("-{signal}"), &self.child.id().to_string()]).status().unwrap();
         assert!(status.success(), "kill -{signal} failed");
     }
 
-    /// Waits for the process to exit; `None` if it is still running after `timeout`.
-    pub fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
+    /// Waits for the process to exit; `None` if it is still running after `timeout`. Async: the
+    /// emulator runs on the test's runtime and must keep serving meanwhile.
+    pub async fn wait_exit(&mut self, timeout: Duration) -> Option<ExitStatus> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(status) = self.child.try_wait().unwrap() {
@@ -146,30 +132,21 @@ impl Operator {
             if Instant::now() > deadline {
                 return None;
             }
-            std::thread::sleep(Duration::from_millis(50));
+            tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
 
     pub async fn http_get(&self, path: &str) -> (u16, String) {
         use tokio::io::{AsyncReadExt, AsyncWriteExt};
-        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port)).await
-        else {
+        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port)).await else {
             return (0, String::new());
         };
-        let request =
-            format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
+        let request = format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n");
         stream.write_all(request.as_bytes()).await.unwrap();
         let mut response = String::new();
         stream.read_to_string(&mut response).await.unwrap();
-        let code = response
-            .split_whitespace()
-            .nth(1)
-            .and_then(|c| c.parse().ok())
-            .unwrap_or(0);
-        let body = response
-            .split_once("\r\n\r\n")
-            .map(|(_, b)| b.to_owned())
-            .unwrap_or_default();
+        let code = response.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+        let body = response.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
         (code, body)
     }
 }
@@ -183,12 +160,7 @@ impl Drop for Operator {
 
 /// Polls `check` every 100 ms until it returns `Some`, or panics after `timeout` with `what`
 /// and the operator's log.
-pub async fn eventually<T, F, Fut>(
-    timeout: Duration,
-    what: &str,
-    operator: Option<&Operator>,
-    mut check: F,
-) -> T
+pub async fn eventually<T, F, Fut>(timeout: Duration, what: &str, operator: Option<&Operator>, mut check: F) -> T
 where
     F: FnMut() -> Fut,
     Fut: Future<Output = Option<T>>,
@@ -200,18 +172,9 @@ where
         }
         if Instant::now() > deadline {
             let logs = operator.map(Operator::logs).unwrap_or_default();
-            let tail: String = logs
-                .lines()
-                .rev()
-                .take(60)
-                .collect::<Vec<_>>()
-                .into_iter()
-                .rev()
-                .collect::<Vec<_>>()
-                .join("\n");
-            panic!(
-                "timed out after {timeout:?} waiting for {what}\n--- operator log (tail) ---\n{tail}"
-            );
+            let tail: String =
+                logs.lines().rev().take(60).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join("\n");
+            panic!("timed out after {timeout:?} waiting for {what}\n--- operator log (tail) ---\n{tail}");
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }

@@ -25,22 +25,13 @@ pub fn router(state: Arc<State>) -> Router {
 }
 
 pub fn now() -> String {
-    jiff::Timestamp::now()
-        .strftime("%Y-%m-%dT%H:%M:%SZ")
-        .to_string()
+    jiff::Timestamp::now().strftime("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
 pub fn new_uid() -> String {
     let n: u128 = rand::random();
     let h = format!("{n:032x}");
-    format!(
-        "{}-{}-{}-{}-{}",
-        &h[0..8],
-        &h[8..12],
-        &h[12..16],
-        &h[16..20],
-        &h[20..32]
-    )
+    format!("{}-{}-{}-{}-{}", &h[0..8], &h[8..12], &h[12..16], &h[16..20], &h[20..32])
 }
 
 /// A failed request, answered as a `Status` object.
@@ -54,28 +45,15 @@ pub struct ApiError {
 
 impl ApiError {
     fn new(code: u16, reason: &'static str, message: impl Into<String>) -> Self {
-        Self {
-            code,
-            reason,
-            message: message.into(),
-            details: None,
-        }
+        Self { code, reason, message: message.into(), details: None }
     }
 
     fn not_implemented(what: impl Into<String>) -> Self {
-        Self::new(
-            501,
-            "NotImplemented",
-            format!("kube-emulator does not implement {}", what.into()),
-        )
+        Self::new(501, "NotImplemented", format!("kube-emulator does not implement {}", what.into()))
     }
 
     fn not_found(rt: &ResourceType, name: &str) -> Self {
-        let mut err = Self::new(
-            404,
-            "NotFound",
-            format!("{} \"{name}\" not found", rt.group_resource()),
-        );
+        let mut err = Self::new(404, "NotFound", format!("{} \"{name}\" not found", rt.group_resource()));
         err.details = Some(json!({"name": name, "group": rt.group, "kind": rt.plural}));
         err
     }
@@ -108,11 +86,7 @@ impl ApiError {
                 "ServiceUnavailable",
                 "the server is currently unable to handle the request (injected fault)",
             ),
-            code => Self::new(
-                code,
-                "InternalError",
-                "Internal error occurred: injected fault",
-            ),
+            code => Self::new(code, "InternalError", "Internal error occurred: injected fault"),
         }
     }
 
@@ -131,28 +105,17 @@ impl ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = StatusCode::from_u16(self.code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        let mut response = (
-            status,
-            [(header::CONTENT_TYPE, "application/json")],
-            self.status_body().to_string(),
-        )
-            .into_response();
+        let mut response =
+            (status, [(header::CONTENT_TYPE, "application/json")], self.status_body().to_string()).into_response();
         if self.code == 429 {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, "1".parse().unwrap());
+            response.headers_mut().insert(header::RETRY_AFTER, "1".parse().unwrap());
         }
         response
     }
 }
 
 fn json_response(status: StatusCode, body: &Value) -> Response {
-    (
-        status,
-        [(header::CONTENT_TYPE, "application/json")],
-        body.to_string(),
-    )
-        .into_response()
+    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
 }
 
 /// What a request path names.
@@ -165,13 +128,7 @@ struct Route {
 
 fn route(state: &State, path: &str) -> Result<Route, ApiError> {
     let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let unknown = || {
-        ApiError::new(
-            404,
-            "NotFound",
-            "the server could not find the requested resource",
-        )
-    };
+    let unknown = || ApiError::new(404, "NotFound", "the server could not find the requested resource");
     let (group, version, rest) = match parts.as_slice() {
         ["api", version, rest @ ..] => ("", *version, rest),
         ["apis", group, version, rest @ ..] => (*group, *version, rest),
@@ -192,13 +149,7 @@ fn route(state: &State, path: &str) -> Result<Route, ApiError> {
         [plural, name, sub] => (*plural, Some(name.to_string()), Some(sub.to_string())),
         _ => return Err(unknown()),
     };
-    let rt = state
-        .resources
-        .read()
-        .unwrap()
-        .find(group, version, plural)
-        .ok_or_else(unknown)?
-        .clone();
+    let rt = state.resources.read().unwrap().find(group, version, plural).ok_or_else(unknown)?.clone();
     if rt.namespaced && namespace.is_none() && name.is_some() {
         return Err(unknown());
     }
@@ -209,18 +160,10 @@ fn route(state: &State, path: &str) -> Result<Route, ApiError> {
         None => {}
         Some("status") if rt.status_subresource => {}
         Some(other) => {
-            return Err(ApiError::not_implemented(format!(
-                "the {other} subresource of {}",
-                rt.plural
-            )));
+            return Err(ApiError::not_implemented(format!("the {other} subresource of {}", rt.plural)));
         }
     }
-    Ok(Route {
-        rt,
-        namespace,
-        name,
-        subresource,
-    })
+    Ok(Route { rt, namespace, name, subresource })
 }
 
 fn query_params(query: Option<&str>) -> HashMap<String, String> {
@@ -243,10 +186,7 @@ fn decode(text: &str) -> String {
         match bytes[i] {
             b'+' => out.push(b' '),
             b'%' if i + 2 < bytes.len() => {
-                match u8::from_str_radix(
-                    std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"),
-                    16,
-                ) {
+                match u8::from_str_radix(std::str::from_utf8(&bytes[i + 1..i + 3]).unwrap_or("zz"), 16) {
                     Ok(b) => {
                         out.push(b);
                         i += 2;
@@ -294,16 +234,7 @@ async fn serve(AxumState(state): AxumState<Arc<State>>, request: Request) -> Res
         );
     }
     let params = query_params(parts.uri.query());
-    match handle(
-        &state,
-        &parts.method,
-        parts.uri.path(),
-        &params,
-        &parts.headers,
-        body,
-    )
-    .await
-    {
+    match handle(&state, &parts.method, parts.uri.path(), &params, &parts.headers, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
     }
@@ -319,9 +250,7 @@ async fn handle(
 ) -> Result<Response, ApiError> {
     let route = route(state, path)?;
     if let Some(unknown) = params.keys().find(|k| !KNOWN_PARAMS.contains(&k.as_str())) {
-        return Err(ApiError::not_implemented(format!(
-            "the query parameter {unknown}"
-        )));
+        return Err(ApiError::not_implemented(format!("the query parameter {unknown}")));
     }
     if params.get("dryRun").is_some() {
         return Err(ApiError::not_implemented("dryRun"));
@@ -337,11 +266,7 @@ async fn handle(
         (&Method::DELETE, Some(_)) => "delete",
         (&Method::DELETE, None) => return Err(ApiError::not_implemented("deletecollection")),
         (method, _) => {
-            return Err(ApiError::new(
-                405,
-                "MethodNotAllowed",
-                format!("{method} is not supported here"),
-            ));
+            return Err(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported here")));
         }
     };
     let resource = match &route.subresource {
@@ -356,11 +281,7 @@ async fn handle(
     let namespace = route.namespace.clone().unwrap_or_default();
     let rt = &route.rt;
     let status_only = route.subresource.is_some();
-    let content_type = headers
-        .get(header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("")
-        .to_owned();
+    let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     match verb {
         "get" => {
             let store = state.store.lock().unwrap();
@@ -371,8 +292,7 @@ async fn handle(
                 .map(|o| json_response(StatusCode::OK, &o))
                 .ok_or_else(|| ApiError::not_found(rt, name))
         }
-        "list" => list(state, rt, route.namespace.as_deref(), params)
-            .map(|v| json_response(StatusCode::OK, &v)),
+        "list" => list(state, rt, route.namespace.as_deref(), params).map(|v| json_response(StatusCode::OK, &v)),
         "watch" => watch(state, rt, route.namespace.clone(), params),
         "create" => {
             let object = parse_body(&body)?;
@@ -381,30 +301,16 @@ async fn handle(
         "update" => {
             let object = parse_body(&body)?;
             let name = route.name.as_deref().unwrap();
-            update(state, rt, &namespace, name, object, status_only)
-                .map(|o| json_response(StatusCode::OK, &o))
+            update(state, rt, &namespace, name, object, status_only).map(|o| json_response(StatusCode::OK, &o))
         }
         "patch" => {
             let name = route.name.as_deref().unwrap();
-            patch_object(
-                state,
-                rt,
-                &namespace,
-                name,
-                &content_type,
-                &body,
-                params,
-                status_only,
-            )
-            .map(|o| json_response(StatusCode::OK, &o))
+            patch_object(state, rt, &namespace, name, &content_type, &body, params, status_only)
+                .map(|o| json_response(StatusCode::OK, &o))
         }
         "delete" => {
             let name = route.name.as_deref().unwrap();
-            let options = if body.is_empty() {
-                Value::Null
-            } else {
-                parse_body(&body)?
-            };
+            let options = if body.is_empty() { Value::Null } else { parse_body(&body)? };
             delete(state, rt, &namespace, name, &options).map(|o| json_response(StatusCode::OK, &o))
         }
         _ => unreachable!(),
@@ -414,40 +320,20 @@ async fn handle(
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
     serde_json::from_slice(body)
         .or_else(|_| serde_saphyr::from_slice(body).map_err(|e| e.to_string()))
-        .map_err(|e| {
-            ApiError::new(
-                400,
-                "BadRequest",
-                format!("the request body could not be decoded: {e}"),
-            )
-        })
+        .map_err(|e| ApiError::new(400, "BadRequest", format!("the request body could not be decoded: {e}")))
 }
 
-fn selector_of(
-    params: &HashMap<String, String>,
-) -> Result<(Selector, Option<(String, String)>), ApiError> {
-    let labels =
-        Selector::parse(params.get("labelSelector").map_or("", String::as_str)).map_err(|e| {
-            ApiError::new(
-                400,
-                "BadRequest",
-                format!("unable to parse labelSelector: {e}"),
-            )
-        })?;
-    let field = match params
-        .get("fieldSelector")
-        .map(String::as_str)
-        .filter(|s| !s.is_empty())
-    {
+fn selector_of(params: &HashMap<String, String>) -> Result<(Selector, Option<(String, String)>), ApiError> {
+    let labels = Selector::parse(params.get("labelSelector").map_or("", String::as_str))
+        .map_err(|e| ApiError::new(400, "BadRequest", format!("unable to parse labelSelector: {e}")))?;
+    let field = match params.get("fieldSelector").map(String::as_str).filter(|s| !s.is_empty()) {
         None => None,
         Some(text) => match text.split_once('=') {
             Some((key @ ("metadata.name" | "metadata.namespace"), value)) => {
                 Some((key.to_owned(), value.trim_start_matches('=').to_owned()))
             }
             _ => {
-                return Err(ApiError::not_implemented(format!(
-                    "the field selector {text:?}"
-                )));
+                return Err(ApiError::not_implemented(format!("the field selector {text:?}")));
             }
         },
     };
@@ -458,11 +344,8 @@ fn field_matches(field: &Option<(String, String)>, object: &Value) -> bool {
     match field {
         None => true,
         Some((key, value)) => {
-            let actual = if key == "metadata.name" {
-                &object["metadata"]["name"]
-            } else {
-                &object["metadata"]["namespace"]
-            };
+            let actual =
+                if key == "metadata.name" { &object["metadata"]["name"] } else { &object["metadata"]["namespace"] };
             actual.as_str() == Some(value)
         }
     }
@@ -474,13 +357,8 @@ fn list(
     namespace: Option<&str>,
     params: &HashMap<String, String>,
 ) -> Result<Value, ApiError> {
-    if params
-        .get("resourceVersionMatch")
-        .is_some_and(|m| m == "Exact")
-    {
-        return Err(ApiError::not_implemented(
-            "lists at an exact resourceVersion",
-        ));
+    if params.get("resourceVersionMatch").is_some_and(|m| m == "Exact") {
+        return Err(ApiError::not_implemented("lists at an exact resourceVersion"));
     }
     let (labels, field) = selector_of(params)?;
     let store = state.store.lock().unwrap();
@@ -498,11 +376,7 @@ fn list(
             .ok_or_else(|| ApiError::new(400, "BadRequest", "invalid continue token"))?,
         None => 0,
     };
-    let limit = params
-        .get("limit")
-        .and_then(|l| l.parse::<usize>().ok())
-        .filter(|l| *l > 0)
-        .unwrap_or(usize::MAX);
+    let limit = params.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
     let end = offset.saturating_add(limit).min(matching.len());
     let mut metadata = json!({"resourceVersion": store.resource_version().to_string()});
     if end < matching.len() {
@@ -524,38 +398,21 @@ fn watch(
     params: &HashMap<String, String>,
 ) -> Result<Response, ApiError> {
     if params.get("sendInitialEvents").is_some_and(|v| v == "true") {
-        return Err(ApiError::not_implemented(
-            "streaming lists (sendInitialEvents=true)",
-        ));
+        return Err(ApiError::not_implemented("streaming lists (sendInitialEvents=true)"));
     }
     let (labels, field) = selector_of(params)?;
-    let timeout = params
-        .get("timeoutSeconds")
-        .and_then(|t| t.parse::<u64>().ok())
-        .unwrap_or(1800);
-    let bookmarks = params
-        .get("allowWatchBookmarks")
-        .is_some_and(|v| v == "true");
-    let since = params
-        .get("resourceVersion")
-        .and_then(|rv| rv.parse::<u64>().ok())
-        .filter(|rv| *rv > 0);
+    let timeout = params.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800);
+    let bookmarks = params.get("allowWatchBookmarks").is_some_and(|v| v == "true");
+    let since = params.get("resourceVersion").and_then(|rv| rv.parse::<u64>().ok()).filter(|rv| *rv > 0);
     let visible = {
         let namespace = namespace.clone();
         move |ns: &str, object: &Value| {
-            namespace.as_deref().is_none_or(|n| n == ns)
-                && labels.matches(object)
-                && field_matches(&field, object)
+            namespace.as_deref().is_none_or(|n| n == ns) && labels.matches(object) && field_matches(&field, object)
         }
     };
     let plural = rt.plural.clone();
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
-    let line = |kind: &str, object: &Value| {
-        Ok(Bytes::from(format!(
-            "{}\n",
-            json!({"type": kind, "object": object})
-        )))
-    };
+    let line = |kind: &str, object: &Value| Ok(Bytes::from(format!("{}\n", json!({"type": kind, "object": object}))));
 
     let mut expired = false;
     let (initial, mut changes, current) = {
@@ -576,11 +433,7 @@ fn watch(
                 Err(oldest) => {
                     // The real server answers 200, then one ERROR event, then closes.
                     expired = true;
-                    let status = ApiError::new(
-                        410,
-                        "Expired",
-                        format!("too old resource version: {rv} ({oldest})"),
-                    );
+                    let status = ApiError::new(410, "Expired", format!("too old resource version: {rv} ({oldest})"));
                     vec![line("ERROR", &status.status_body())]
                 }
             },
@@ -628,11 +481,7 @@ fn watch(
             }
         }
     });
-    Ok((
-        StatusCode::OK,
-        [(header::CONTENT_TYPE, "application/json")],
-        Body::from_stream(ReceiverStream::new(rx)),
-    )
+    Ok((StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], Body::from_stream(ReceiverStream::new(rx)))
         .into_response())
 }
 
@@ -643,10 +492,7 @@ fn translate<'a>(
     visible: &impl Fn(&str, &Value) -> bool,
 ) -> Option<(&'static str, &'a Value)> {
     let now = visible(&change.namespace, &change.object);
-    let before = change
-        .previous
-        .as_deref()
-        .is_some_and(|p| visible(&change.namespace, p));
+    let before = change.previous.as_deref().is_some_and(|p| visible(&change.namespace, p));
     match (change.kind, before, now) {
         ("ADDED", _, true) => Some(("ADDED", &change.object)),
         ("DELETED", true, _) => Some(("DELETED", &change.object)),
@@ -689,12 +535,7 @@ fn normalize(object: &mut Value) {
     }
 }
 
-fn validate(
-    rt: &ResourceType,
-    object: &mut Value,
-    old: Option<&Value>,
-    name: &str,
-) -> Result<(), ApiError> {
+fn validate(rt: &ResourceType, object: &mut Value, old: Option<&Value>, name: &str) -> Result<(), ApiError> {
     let Some(schema) = &rt.schema else {
         return Ok(());
     };
@@ -709,41 +550,29 @@ fn validate(
     })
 }
 
-fn create(
-    state: &State,
-    rt: &ResourceType,
-    namespace: &str,
-    mut object: Value,
-) -> Result<Value, ApiError> {
+fn create(state: &State, rt: &ResourceType, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
     check_type(rt, &object)?;
     let mut store = state.store.lock().unwrap();
     if rt.namespaced && store.get("namespaces", "", namespace).is_none() {
-        return Err(ApiError::new(
-            404,
-            "NotFound",
-            format!("namespaces \"{namespace}\" not found"),
-        ));
+        return Err(ApiError::new(404, "NotFound", format!("namespaces \"{namespace}\" not found")));
     }
-    let metadata = object["metadata"]
-        .as_object_mut()
-        .ok_or_else(|| ApiError::new(400, "BadRequest", "metadata is required"))?;
-    let name = match (
-        metadata.get("name").and_then(Value::as_str),
-        metadata.get("generateName").and_then(Value::as_str),
-    ) {
-        (Some(name), _) if !name.is_empty() => name.to_owned(),
-        (_, Some(prefix)) => format!("{prefix}{:05x}", rand::random::<u32>() & 0xfffff),
-        _ => {
-            return Err(ApiError::new(
-                422,
-                "Invalid",
-                format!(
-                    "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
-                    rt.kind
-                ),
-            ));
-        }
-    };
+    let metadata =
+        object["metadata"].as_object_mut().ok_or_else(|| ApiError::new(400, "BadRequest", "metadata is required"))?;
+    let name =
+        match (metadata.get("name").and_then(Value::as_str), metadata.get("generateName").and_then(Value::as_str)) {
+            (Some(name), _) if !name.is_empty() => name.to_owned(),
+            (_, Some(prefix)) => format!("{prefix}{:05x}", rand::random::<u32>() & 0xfffff),
+            _ => {
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    format!(
+                        "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
+                        rt.kind
+                    ),
+                ));
+            }
+        };
     if let Some(ns) = metadata.get("namespace").and_then(Value::as_str)
         && rt.namespaced
         && ns != namespace
@@ -754,19 +583,8 @@ fn create(
             "the namespace of the provided object does not match the namespace sent on the request",
         ));
     }
-    if store
-        .get(
-            &rt.plural,
-            if rt.namespaced { namespace } else { "" },
-            &name,
-        )
-        .is_some()
-    {
-        let mut err = ApiError::new(
-            409,
-            "AlreadyExists",
-            format!("{} \"{name}\" already exists", rt.group_resource()),
-        );
+    if store.get(&rt.plural, if rt.namespaced { namespace } else { "" }, &name).is_some() {
+        let mut err = ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", rt.group_resource()));
         err.details = Some(json!({"name": name, "group": rt.group, "kind": rt.plural}));
         return Err(err);
     }
@@ -797,12 +615,7 @@ fn create(
     validate(rt, &mut object, None, &name)?;
     let rv = store.next_resource_version();
     object["metadata"]["resourceVersion"] = json!(rv.to_string());
-    store.put(
-        &rt.plural,
-        if rt.namespaced { namespace } else { "" },
-        &name,
-        object.clone(),
-    );
+    store.put(&rt.plural, if rt.namespaced { namespace } else { "" }, &name, object.clone());
     Ok(object)
 }
 
@@ -827,15 +640,9 @@ fn commit(
     status_only: bool,
 ) -> Result<Value, ApiError> {
     if new["metadata"]["name"].as_str().is_some_and(|n| n != name) {
-        return Err(ApiError::new(
-            400,
-            "BadRequest",
-            "the name of the object does not match the name on the URL",
-        ));
+        return Err(ApiError::new(400, "BadRequest", "the name of the object does not match the name on the URL"));
     }
-    if let Some(rv) = new["metadata"]["resourceVersion"]
-        .as_str()
-        .filter(|rv| !rv.is_empty())
+    if let Some(rv) = new["metadata"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty())
         && Some(rv) != old["metadata"]["resourceVersion"].as_str()
     {
         return Err(ApiError::conflict(rt, name));
@@ -863,9 +670,8 @@ fn commit(
                 }
             }
         }
-        let metadata = new["metadata"]
-            .as_object_mut()
-            .ok_or_else(|| ApiError::new(400, "BadRequest", "metadata is required"))?;
+        let metadata =
+            new["metadata"].as_object_mut().ok_or_else(|| ApiError::new(400, "BadRequest", "metadata is required"))?;
         for system in [
             "uid",
             "creationTimestamp",
@@ -895,10 +701,7 @@ fn commit(
             .filter_map(|f| f.as_str().map(str::to_owned))
             .collect()
     };
-    let added: Vec<String> = finalizers(&new)
-        .into_iter()
-        .filter(|f| !finalizers(old).contains(f))
-        .collect();
+    let added: Vec<String> = finalizers(&new).into_iter().filter(|f| !finalizers(old).contains(f)).collect();
     if deleting && !added.is_empty() {
         return Err(ApiError::new(
             422,
@@ -912,19 +715,13 @@ fn commit(
     if rt.generation {
         let content = |o: &Value| stripped(o, &["metadata", "status"]);
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
-        new["metadata"]["generation"] = json!(if content(&new) != content(old) {
-            generation + 1
-        } else {
-            generation
-        });
+        new["metadata"]["generation"] = json!(if content(&new) != content(old) { generation + 1 } else { generation });
     }
     normalize(&mut new);
     validate(rt, &mut new, Some(old), name)?;
     let without_rv = |o: &Value| {
         let mut copy = o.clone();
-        copy["metadata"]
-            .as_object_mut()
-            .map(|m| m.remove("resourceVersion"));
+        copy["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
         copy
     };
     if without_rv(&new) == without_rv(old) {
@@ -942,12 +739,7 @@ fn commit(
     Ok(new)
 }
 
-fn stored(
-    store: &crate::store::Store,
-    rt: &ResourceType,
-    namespace: &str,
-    name: &str,
-) -> Result<Value, ApiError> {
+fn stored(store: &crate::store::Store, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value, ApiError> {
     store
         .get(&rt.plural, if rt.namespaced { namespace } else { "" }, name)
         .cloned()
@@ -994,9 +786,7 @@ fn patch_object(
         }
         "application/apply-patch+yaml" => {
             if !status_only {
-                return Err(ApiError::not_implemented(
-                    "server-side apply outside the status subresource",
-                ));
+                return Err(ApiError::not_implemented("server-side apply outside the status subresource"));
             }
             check_type(rt, &patch)?;
             let manager = params
@@ -1004,8 +794,7 @@ fn patch_object(
                 .filter(|m| !m.is_empty())
                 .ok_or_else(|| ApiError::new(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?;
             let force = params.get("force").is_some_and(|f| f == "true");
-            patch::apply_status(&old, &patch, manager, force, &now())
-                .map_err(|e| ApiError::new(409, "Conflict", e))?
+            patch::apply_status(&old, &patch, manager, force, &now()).map_err(|e| ApiError::new(409, "Conflict", e))?
         }
         "application/strategic-merge-patch+json" if rt.schema.is_some() => {
             return Err(ApiError::new(
@@ -1015,33 +804,20 @@ fn patch_object(
             ));
         }
         other => {
-            return Err(ApiError::not_implemented(format!(
-                "patches of type {other:?} on {}",
-                rt.plural
-            )));
+            return Err(ApiError::not_implemented(format!("patches of type {other:?} on {}", rt.plural)));
         }
     };
     commit(&mut store, rt, namespace, name, &old, new, status_only)
 }
 
-fn delete(
-    state: &State,
-    rt: &ResourceType,
-    namespace: &str,
-    name: &str,
-    options: &Value,
-) -> Result<Value, ApiError> {
+fn delete(state: &State, rt: &ResourceType, namespace: &str, name: &str, options: &Value) -> Result<Value, ApiError> {
     if rt.plural == "namespaces" {
-        return Err(ApiError::not_implemented(
-            "namespace deletion (it would cascade to every object in it)",
-        ));
+        return Err(ApiError::not_implemented("namespace deletion (it would cascade to every object in it)"));
     }
     let mut store = state.store.lock().unwrap();
     let old = stored(&store, rt, namespace, name)?;
     let preconditions = &options["preconditions"];
-    if preconditions["uid"]
-        .as_str()
-        .is_some_and(|uid| Some(uid) != old["metadata"]["uid"].as_str())
+    if preconditions["uid"].as_str().is_some_and(|uid| Some(uid) != old["metadata"]["uid"].as_str())
         || preconditions["resourceVersion"]
             .as_str()
             .is_some_and(|rv| Some(rv) != old["metadata"]["resourceVersion"].as_str())
@@ -1049,9 +825,7 @@ fn delete(
         return Err(ApiError::conflict(rt, name));
     }
     let key_ns = if rt.namespaced { namespace } else { "" };
-    let has_finalizers = old["metadata"]["finalizers"]
-        .as_array()
-        .is_some_and(|f| !f.is_empty());
+    let has_finalizers = old["metadata"]["finalizers"].as_array().is_some_and(|f| !f.is_empty());
     if !has_finalizers {
         let mut last = old.clone();
         last["metadata"]["resourceVersion"] = json!(store.next_resource_version().to_string());

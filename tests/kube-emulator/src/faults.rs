@@ -59,8 +59,7 @@ impl Fault {
     }
 
     fn matches(&self, verb: &str, resource: &str) -> bool {
-        self.verb.as_deref().is_none_or(|v| v == verb)
-            && self.resource.as_deref().is_none_or(|r| r == resource)
+        self.verb.as_deref().is_none_or(|v| v == verb) && self.resource.as_deref().is_none_or(|r| r == resource)
     }
 }
 
@@ -75,12 +74,7 @@ impl Faults {
 
     /// Counts the request and returns the fault that applies to it, if any.
     pub fn take(&self, verb: &str, resource: &str) -> Option<FaultAction> {
-        *self
-            .counts
-            .lock()
-            .unwrap()
-            .entry(format!("{verb} {resource}"))
-            .or_default() += 1;
+        *self.counts.lock().unwrap().entry(format!("{verb} {resource}")).or_default() += 1;
         let mut rules = self.rules.lock().unwrap();
         let index = rules.iter().position(|f| f.matches(verb, resource))?;
         let rule = &mut rules[index];
@@ -97,12 +91,7 @@ impl Faults {
     }
 
     pub fn count(&self, verb: &str, resource: &str) -> u64 {
-        self.counts
-            .lock()
-            .unwrap()
-            .get(&format!("{verb} {resource}"))
-            .copied()
-            .unwrap_or(0)
+        self.counts.lock().unwrap().get(&format!("{verb} {resource}")).copied().unwrap_or(0)
     }
 }
 
@@ -116,14 +105,8 @@ mod tests {
         faults.add(Fault::fail("patch", "widgets/status", 500, 2).after(1));
         assert!(faults.take("patch", "widgets/status").is_none());
         assert!(faults.take("get", "widgets").is_none());
-        assert!(matches!(
-            faults.take("patch", "widgets/status"),
-            Some(FaultAction::Fail(500))
-        ));
-        assert!(matches!(
-            faults.take("patch", "widgets/status"),
-            Some(FaultAction::Fail(500))
-        ));
+        assert!(matches!(faults.take("patch", "widgets/status"), Some(FaultAction::Fail(500))));
+        assert!(matches!(faults.take("patch", "widgets/status"), Some(FaultAction::Fail(500))));
         assert!(faults.take("patch", "widgets/status").is_none());
         assert_eq!(faults.count("patch", "widgets/status"), 4);
     }

@@ -49,8 +49,7 @@ impl Emulator {
     pub async fn start_on(addr: SocketAddr, crd_files: &[&Path]) -> Result<Self, String> {
         let mut resources = resources::Resources::builtin();
         for file in crd_files {
-            let text =
-                std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
+            let text = std::fs::read_to_string(file).map_err(|e| format!("{}: {e}", file.display()))?;
             resources.add_crd(&text)?;
         }
         let state = Arc::new(State {
@@ -60,19 +59,13 @@ impl Emulator {
             drop_watches: Notify::new(),
         });
         state.store.lock().unwrap().create_namespace("default");
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .map_err(|e| format!("bind {addr}: {e}"))?;
+        let listener = tokio::net::TcpListener::bind(addr).await.map_err(|e| format!("bind {addr}: {e}"))?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
         let router = api::router(state.clone());
         let server = tokio::spawn(async move {
             let _ = axum::serve(listener, router).await;
         });
-        Ok(Self {
-            addr,
-            state,
-            server,
-        })
+        Ok(Self { addr, state, server })
     }
 
     pub fn url(&self) -> String {
@@ -97,24 +90,12 @@ impl Emulator {
 
     /// The stored object, as the API server would return it.
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.state
-            .store
-            .lock()
-            .unwrap()
-            .get(plural, namespace, name)
-            .cloned()
+        self.state.store.lock().unwrap().get(plural, namespace, name).cloned()
     }
 
     /// All stored objects of one resource in one namespace.
     pub fn list(&self, plural: &str, namespace: &str) -> Vec<Value> {
-        self.state
-            .store
-            .lock()
-            .unwrap()
-            .list(plural, Some(namespace))
-            .into_iter()
-            .cloned()
-            .collect()
+        self.state.store.lock().unwrap().list(plural, Some(namespace)).into_iter().cloned().collect()
     }
 
     pub fn create_namespace(&self, name: &str) {

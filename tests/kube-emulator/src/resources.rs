@@ -23,20 +23,12 @@ pub struct ResourceType {
 
 impl ResourceType {
     pub fn api_version(&self) -> String {
-        if self.group.is_empty() {
-            self.version.clone()
-        } else {
-            format!("{}/{}", self.group, self.version)
-        }
+        if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
     /// `integrationresponses.apigatewayv2.aws.operator.rs`, as error messages name it.
     pub fn group_resource(&self) -> String {
-        if self.group.is_empty() {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
     }
 
     fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
@@ -70,17 +62,12 @@ impl Resources {
 
     /// Adds every served version of a CustomResourceDefinition (YAML).
     pub fn add_crd(&mut self, yaml: &str) -> Result<(), String> {
-        let crd: Value =
-            serde_saphyr::from_str(yaml).map_err(|e| format!("CRD is not valid YAML: {e}"))?;
+        let crd: Value = serde_saphyr::from_str(yaml).map_err(|e| format!("CRD is not valid YAML: {e}"))?;
         if crd["kind"] != "CustomResourceDefinition" {
             return Err("not a CustomResourceDefinition".into());
         }
         let spec = &crd["spec"];
-        let text = |v: &Value, what: &str| {
-            v.as_str()
-                .map(str::to_owned)
-                .ok_or(format!("CRD has no {what}"))
-        };
+        let text = |v: &Value, what: &str| v.as_str().map(str::to_owned).ok_or(format!("CRD has no {what}"));
         let group = text(&spec["group"], "spec.group")?;
         let plural = text(&spec["names"]["plural"], "spec.names.plural")?;
         let kind = text(&spec["names"]["kind"], "spec.names.kind")?;
@@ -105,8 +92,6 @@ impl Resources {
     }
 
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
-        self.types
-            .iter()
-            .find(|t| t.group == group && t.version == version && t.plural == plural)
+        self.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural)
     }
 }

@@ -27,12 +27,7 @@ impl Schema {
             .with_draft(jsonschema::Draft::Draft4)
             .build(&as_json_schema)
             .map_err(|e| format!("CRD schema of {kind} is not a valid schema: {e}"))?;
-        Ok(Self {
-            openapi,
-            validator,
-            kind: kind.into(),
-            group: group.into(),
-        })
+        Ok(Self { openapi, validator, kind: kind.into(), group: group.into() })
     }
 
     /// Drops fields the schema does not declare, as the API server does for structural schemas.
@@ -40,13 +35,8 @@ impl Schema {
         let Some(map) = object.as_object_mut() else {
             return;
         };
-        let props = self.openapi["properties"]
-            .as_object()
-            .cloned()
-            .unwrap_or_default();
-        map.retain(|k, _| {
-            matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || props.contains_key(k)
-        });
+        let props = self.openapi["properties"].as_object().cloned().unwrap_or_default();
+        map.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || props.contains_key(k));
         for (key, schema) in &props {
             if let Some(value) = map.get_mut(key) {
                 prune(value, schema);
@@ -56,50 +46,33 @@ impl Schema {
 
     /// Schema then CEL validation; `old` is the stored object on updates (transition rules).
     pub fn validate(&self, object: &Value, old: Option<&Value>) -> Result<(), Vec<Cause>> {
-        let mut causes: Vec<Cause> = self
-            .validator
-            .iter_errors(object)
-            .map(|e| cause_from(&e, object))
-            .collect();
+        let mut causes: Vec<Cause> = self.validator.iter_errors(object).map(|e| cause_from(&e, object)).collect();
         causes.dedup();
         if !causes.is_empty() {
             return Err(causes);
         }
-        kube_core::cel::Validator::new()
-            .validate(&self.openapi, object, old)
-            .map_err(|errors| {
-                errors
-                    .into_vec()
-                    .into_iter()
-                    .map(|e| {
-                        let value =
-                            pointer_for(&e.field_path).and_then(|p| object.pointer(&p).cloned());
-                        let type_name = value.as_ref().map_or("object", json_type);
-                        Cause {
-                            reason: "FieldValueInvalid",
-                            message: format!(
-                                "{}: Invalid value: \"{type_name}\": {}",
-                                e.field_path, e.message
-                            ),
-                            field: e.field_path,
-                        }
-                    })
-                    .collect()
-            })
+        kube_core::cel::Validator::new().validate(&self.openapi, object, old).map_err(|errors| {
+            errors
+                .into_vec()
+                .into_iter()
+                .map(|e| {
+                    let value = pointer_for(&e.field_path).and_then(|p| object.pointer(&p).cloned());
+                    let type_name = value.as_ref().map_or("object", json_type);
+                    Cause {
+                        reason: "FieldValueInvalid",
+                        message: format!("{}: Invalid value: \"{type_name}\": {}", e.field_path, e.message),
+                        field: e.field_path,
+                    }
+                })
+                .collect()
+        })
     }
 
     /// The 422 message: `Kind.group "name" is invalid: <cause>` (several in brackets).
     pub fn invalid_message(&self, name: &str, causes: &[Cause]) -> String {
         let list: Vec<_> = causes.iter().map(|c| c.message.as_str()).collect();
-        let joined = if list.len() == 1 {
-            list[0].to_owned()
-        } else {
-            format!("[{}]", list.join(", "))
-        };
-        format!(
-            "{}.{} \"{name}\" is invalid: {joined}",
-            self.kind, self.group
-        )
+        let joined = if list.len() == 1 { list[0].to_owned() } else { format!("[{}]", list.join(", ")) };
+        format!("{}.{} \"{name}\" is invalid: {joined}", self.kind, self.group)
     }
 }
 
@@ -137,24 +110,11 @@ fn cause_from(error: &jsonschema::ValidationError<'_>, object: &Value) -> Cause 
     match error.kind() {
         Kind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
-            let field = if field.is_empty() {
-                name.to_owned()
-            } else {
-                format!("{field}.{name}")
-            };
-            Cause {
-                reason: "FieldValueRequired",
-                message: format!("{field}: Required value"),
-                field,
-            }
+            let field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
+            Cause { reason: "FieldValueRequired", message: format!("{field}: Required value"), field }
         }
         Kind::Enum { options } => {
-            let supported: Vec<_> = options
-                .as_array()
-                .into_iter()
-                .flatten()
-                .map(quoted)
-                .collect();
+            let supported: Vec<_> = options.as_array().into_iter().flatten().map(quoted).collect();
             Cause {
                 reason: "FieldValueNotSupported",
                 message: format!(
@@ -203,11 +163,7 @@ fn cause_from(error: &jsonschema::ValidationError<'_>, object: &Value) -> Cause 
 fn expected_type(error: &jsonschema::ValidationError<'_>) -> String {
     // The validator's message reads `<value> is not of type "string"`.
     let text = error.to_string();
-    text.rsplit("of type ")
-        .next()
-        .unwrap_or("")
-        .trim_matches('"')
-        .to_owned()
+    text.rsplit("of type ").next().unwrap_or("").trim_matches('"').to_owned()
 }
 
 /// OpenAPI's `nullable: true` is JSON Schema's `type: [T, "null"]`.
@@ -246,9 +202,7 @@ fn prune(value: &mut Value, schema: &Value) {
                 for v in map.values_mut() {
                     prune(v, &schema["additionalProperties"]);
                 }
-            } else if schema.get("type") == Some(&json!("object"))
-                && schema.get("additionalProperties").is_none()
-            {
+            } else if schema.get("type") == Some(&json!("object")) && schema.get("additionalProperties").is_none() {
                 *map = Map::new();
             }
         }

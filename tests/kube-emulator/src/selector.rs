@@ -34,10 +34,7 @@ impl Selector {
                 Requirement::Equals(k.trim().into(), v.trim().into())
             } else if let Some(key) = part.strip_prefix('!') {
                 Requirement::NotExists(key.trim().into())
-            } else if part
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
-            {
+            } else if part.chars().all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c)) {
                 Requirement::Exists(part.into())
             } else {
                 return Err(format!("unable to parse requirement: {part:?}"));
@@ -81,14 +78,7 @@ fn split_top_level(text: &str) -> Vec<&str> {
 fn split_set(part: &str, op: &str) -> Option<(String, Vec<String>)> {
     let (key, rest) = part.split_once(op)?;
     let inner = rest.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some((
-        key.trim().into(),
-        inner
-            .split(',')
-            .map(|v| v.trim().to_owned())
-            .filter(|v| !v.is_empty())
-            .collect(),
-    ))
+    Some((key.trim().into(), inner.split(',').map(|v| v.trim().to_owned()).filter(|v| !v.is_empty()).collect()))
 }
 
 #[cfg(test)]

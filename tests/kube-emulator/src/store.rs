@@ -59,8 +59,7 @@ impl Store {
     }
 
     pub fn get(&self, plural: &str, namespace: &str, name: &str) -> Option<&Value> {
-        self.objects
-            .get(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
+        self.objects.get(&(plural.to_owned(), namespace.to_owned(), name.to_owned()))
     }
 
     /// Objects of one resource, in one namespace or all, ordered by namespace and name.
@@ -76,11 +75,7 @@ impl Store {
     pub fn put(&mut self, plural: &str, namespace: &str, name: &str, object: Value) {
         let key = (plural.to_owned(), namespace.to_owned(), name.to_owned());
         let previous = self.objects.insert(key, object.clone());
-        let kind = if previous.is_some() {
-            "MODIFIED"
-        } else {
-            "ADDED"
-        };
+        let kind = if previous.is_some() { "MODIFIED" } else { "ADDED" };
         self.record(plural, namespace, kind, object, previous);
     }
 
@@ -91,14 +86,7 @@ impl Store {
         self.record(plural, namespace, "DELETED", last, previous);
     }
 
-    fn record(
-        &mut self,
-        plural: &str,
-        namespace: &str,
-        kind: &'static str,
-        object: Value,
-        previous: Option<Value>,
-    ) {
+    fn record(&mut self, plural: &str, namespace: &str, kind: &'static str, object: Value, previous: Option<Value>) {
         let change = Arc::new(Change {
             resource_version: self.resource_version,
             plural: plural.to_owned(),
@@ -121,12 +109,7 @@ impl Store {
         if resource_version < self.compacted {
             return Err(self.compacted + 1);
         }
-        Ok(self
-            .history
-            .iter()
-            .filter(|c| c.resource_version > resource_version)
-            .cloned()
-            .collect())
+        Ok(self.history.iter().filter(|c| c.resource_version > resource_version).cloned().collect())
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Change>> {

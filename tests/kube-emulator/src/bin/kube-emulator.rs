@@ -33,14 +33,8 @@ async fn main() -> Result<(), String> {
     for namespace in &args.namespaces {
         emulator.create_namespace(namespace);
     }
-    emulator
-        .write_kubeconfig(&args.kubeconfig)
-        .map_err(|e| e.to_string())?;
-    println!(
-        "kube-emulator listening on {} (kubeconfig: {})",
-        emulator.url(),
-        args.kubeconfig.display()
-    );
+    emulator.write_kubeconfig(&args.kubeconfig).map_err(|e| e.to_string())?;
+    println!("kube-emulator listening on {} (kubeconfig: {})", emulator.url(), args.kubeconfig.display());
     tokio::signal::ctrl_c().await.map_err(|e| e.to_string())?;
     Ok(())
 }
