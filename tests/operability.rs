@@ -163,6 +163,9 @@ async fn metrics_move_with_the_work_done() {
     let mut orphan = support::integration_response("orphan", &stack.api_id, "missing");
     orphan.spec.integration_response_key = "$default".into();
     stack.apply(&orphan).await;
+    // A dropped watch that cannot be re-established at once is a restart (a clean resume from
+    // the last resourceVersion is not).
+    stack.emulator.faults().add(Fault::fail("watch", "integrationresponses", 500, 1));
     stack.emulator.drop_watches();
     let after = eventually(WAIT, "metrics to move", Some(&operator), || async {
         let (_, text) = operator.http_get("/metrics").await;

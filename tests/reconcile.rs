@@ -506,3 +506,26 @@ async fn no_region_anywhere_stalls_before_calling_aws() {
     assert_eq!(h.condition("Stalled").1, "RegionMissing");
     assert_eq!(h.aws.calls(), Vec::<String>::new());
 }
+
+#[tokio::test]
+async fn a_stale_copy_with_a_pending_create_is_read_fresh_instead_of_taken_over() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    // The copy the watch delivers right after our own pending-key write: no id yet.
+    h.kube.state.lock().unwrap().pass_status_writes = usize::MAX;
+    let mut stale = h.object();
+    stale.status = Some(IntegrationResponseStatus {
+        pending_create_key: Some("/4\\d\\d/".into()),
+        region: Some("us-east-1".into()),
+        api_id: Some(API.into()),
+        integration_id: Some(INTEGRATION.into()),
+        ..Default::default()
+    });
+    h.reconcile().await.unwrap();
+    h.aws.clear_calls();
+    h.kube.clear_requests();
+    reconcile(Arc::new(stale), h.ctx.clone()).await.unwrap();
+    assert_eq!(h.kube.requests(), ["GET object"], "read fresh, then nothing to write");
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponse"], "the recorded id is used; no lookup by key");
+    assert_eq!(h.kube.event_reasons(), ["Created"], "no take-over");
+}

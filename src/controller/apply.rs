@@ -14,6 +14,17 @@ use crate::plan::{Desired, Plan, Target, plan};
 use crate::{Error, Result};
 
 pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
+    // The cached copy can predate our own last status write (the watch delivers our writes one
+    // by one). With a create pending, acting on such a copy would look like a crash recovery, so
+    // read the object fresh in that one state.
+    let fresh;
+    let obj = match &obj.status {
+        Some(status) if status.pending_create_key.is_some() && status.integration_response_id.is_none() => {
+            fresh = api.get(&obj.name_any()).await?;
+            &fresh
+        }
+        _ => obj,
+    };
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
     let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status };

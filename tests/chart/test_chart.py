@@ -19,6 +19,7 @@ VALUE_SETS = {
     "namespaced": ["--set", "operator.watchNamespaces={team-a,team-b}"],
     "monitoring": ["--set", "metrics.serviceMonitor.enabled=true", "--set", "podDisruptionBudget.enabled=true"],
     "templated-crd": ["--set", "crds.templated=true", "--skip-crds"],
+    "ha": ["--set", "replicaCount=2", "--set", "podDisruptionBudget.enabled=true"],
     "irsa": ["--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/x",
              "--set", "operator.defaultRegion=eu-west-1", "--set", "operator.awsEndpoint=http://127.0.0.1:5000"],
 }
@@ -115,15 +116,38 @@ def test_rbac_is_least_privilege_and_cluster_wide_by_default():
     docs = render([])
     [role] = by_kind(docs, "ClusterRole")
     assert rules(role) == EXPECTED_RULES
-    assert not by_kind(docs, "Role")
     [binding] = by_kind(docs, "ClusterRoleBinding")
     assert binding["subjects"][0]["namespace"] == "operators"
+
+
+def test_more_than_one_replica_turns_on_leader_election_with_a_lease_role():
+    docs = render(VALUE_SETS["ha"])
+    env = env_of(docs)
+    assert env["LEADER_ELECT"] == "true"
+    assert env["LEASE_NAMESPACE"] == "operators"
+    assert env["LEASE_NAME"] == "iro-integration-response-operator"
+    [deployment] = by_kind(docs, "Deployment")
+    assert deployment["spec"]["strategy"]["type"] == "RollingUpdate"
+    [role] = [r for r in by_kind(docs, "Role") if r["metadata"]["name"].endswith("leader-election")]
+    assert role["metadata"]["namespace"] == "operators"
+    assert role["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["create"]},
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "resourceNames": [env["LEASE_NAME"]], "verbs": ["get", "update"]},
+    ]
+
+
+def test_one_replica_runs_without_election_and_never_side_by_side():
+    docs = render([])
+    assert "LEADER_ELECT" not in env_of(docs)
+    [deployment] = by_kind(docs, "Deployment")
+    assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    assert not by_kind(docs, "Role")
 
 
 def test_rbac_is_namespaced_when_the_watch_is():
     docs = render(VALUE_SETS["namespaced"])
     assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
-    roles = by_kind(docs, "Role")
+    roles = [r for r in by_kind(docs, "Role") if not r["metadata"]["name"].endswith("leader-election")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(rules(r) == EXPECTED_RULES for r in roles)
     assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == ["team-a", "team-b"]
@@ -141,7 +165,8 @@ def test_chart_crd_is_the_generated_crd():
 
 
 @pytest.mark.parametrize("setting,message", [
-    ("replicaCount=2", "maximum"),
+    ("replicaCount=-1", "minimum"),
+    ("leaderElection.leaseDuration=forever", "pattern"),
     ("operator.logFormat=xml", "plain"),
     ("operator.awsRateLimitRps=20", "maximum"),
     ("operator.resyncPeriod=often", "pattern"),

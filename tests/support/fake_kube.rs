@@ -147,6 +147,13 @@ impl KubeState {
                 self.events.push(first.clone());
                 (StatusCode::OK, first)
             }
+            (&Method::GET, p) if p.starts_with(OBJECTS) && !p.ends_with("/status") => {
+                self.requests.push("GET object".into());
+                match &self.object {
+                    Some(object) => (StatusCode::OK, object.clone()),
+                    None => status_error(404, "NotFound", "gone"),
+                }
+            }
             (&Method::PATCH, p) if p.starts_with(OBJECTS) && p.ends_with("/status") => {
                 assert_eq!(
                     content_type, "application/apply-patch+yaml",

@@ -47,3 +47,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   resources: ["events"]
   verbs: ["create", "patch"]
 {{- end }}
+
+{{/* Leader election is on whenever more than one replica runs. */}}
+{{- define "iro.leaderElection" -}}
+{{- if or .Values.leaderElection.enabled (gt (int .Values.replicaCount) 1) }}true{{ end }}
+{{- end }}
