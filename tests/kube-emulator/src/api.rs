@@ -550,7 +550,7 @@ fn validate(rt: &ResourceType, object: &mut Value, old: Option<&Value>, name: &s
     })
 }
 
-fn create(state: &State, rt: &ResourceType, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
+pub(crate) fn create(state: &State, rt: &ResourceType, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
     check_type(rt, &object)?;
     let mut store = state.store.lock().unwrap();
     if rt.namespaced && store.get("namespaces", "", namespace).is_none() {

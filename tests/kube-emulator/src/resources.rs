@@ -91,6 +91,10 @@ impl Resources {
         Ok(())
     }
 
+    pub fn by_plural(&self, plural: &str) -> Option<&ResourceType> {
+        self.types.iter().find(|t| t.plural == plural)
+    }
+
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
         self.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural)
     }
