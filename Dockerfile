@@ -3,8 +3,7 @@
 FROM docker.io/library/rust:1.95-bookworm AS build
 WORKDIR /src
 COPY . .
-RUN cargo build --release --locked -p integration-response-operator --bin integration-response-operator \
- && strip target/release/integration-response-operator
+RUN cargo build --release --locked -p integration-response-operator --bin integration-response-operator
 
 FROM gcr.io/distroless/cc-debian12:nonroot
 COPY --from=build /src/target/release/integration-response-operator /usr/local/bin/integration-response-operator

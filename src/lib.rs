@@ -3,7 +3,8 @@
 //!
 //! `crd` defines the resource; `plan`, `conditions`, `failure` and `backoff` are pure decision
 //! code; `aws` and `pacing` talk to AWS; `controller` ties them into a reconcile loop; `cli`,
-//! `telemetry`, `admin`, `metrics` and `runtime` run the process.
+//! `telemetry`, `admin`, `metrics` and `runtime` run the process; `snapshots` keeps resyncs to one
+//! AWS read per integration.
 
 pub mod admin;
 pub mod aws;
@@ -19,6 +20,7 @@ pub mod pacing;
 pub mod plan;
 pub mod runtime;
 pub mod shutdown;
+pub mod snapshots;
 pub mod telemetry;
 
 use failure::Failure;

@@ -8,7 +8,7 @@ use crate::crd::{ContentHandlingStrategy, IntegrationResponseSpec, IntegrationRe
 use crate::failure::Failure;
 
 /// The integration an object's response lives on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
     pub region: String,
     pub api_id: String,

@@ -137,10 +137,11 @@ async fn create_records_the_pending_key_first_then_the_id_and_goes_ready() {
 }
 
 #[tokio::test]
-async fn an_object_in_sync_costs_one_read_and_no_writes() {
+async fn an_object_in_sync_costs_one_shared_read_and_no_writes() {
     let h = Harness::created(Harness::ready_integration()).await;
     h.reconcile().await.unwrap();
-    assert_eq!(h.aws.calls(), ["GetIntegrationResponse"]);
+    // The integration's snapshot: shared by every object on it that resyncs soon after.
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponses"]);
     assert_eq!(h.kube.requests(), Vec::<String>::new());
 }
 
@@ -169,7 +170,11 @@ async fn a_field_changed_outside_kubernetes_is_put_back() {
         stored.response_parameters.insert("method.response.header.Injected".into(), "'x'".into());
     });
     h.reconcile().await.unwrap();
-    assert_eq!(h.aws.calls(), ["GetIntegrationResponse", "UpdateIntegrationResponse[responseParameters]"]);
+    // The snapshot's fingerprint differs, so the response is read directly, then put back.
+    assert_eq!(
+        h.aws.calls(),
+        ["GetIntegrationResponses", "GetIntegrationResponse", "UpdateIntegrationResponse[responseParameters]"]
+    );
     let stored = h.aws.only_response();
     assert_eq!(stored.response_parameters.len(), 1);
     assert_eq!(stored.id, id);
@@ -183,7 +188,10 @@ async fn a_response_deleted_outside_kubernetes_is_created_again() {
     let old_id = h.id();
     h.aws.state.lock().unwrap().responses.clear();
     h.reconcile().await.unwrap();
-    assert_eq!(h.aws.calls(), ["GetIntegrationResponse", "GetIntegrationResponses", "CreateIntegrationResponse"]);
+    assert_eq!(
+        h.aws.calls(),
+        ["GetIntegrationResponses", "GetIntegrationResponse", "GetIntegrationResponses", "CreateIntegrationResponse"]
+    );
     let stored = h.aws.only_response();
     assert_ne!(stored.id, old_id);
     assert_eq!(h.id(), stored.id);
@@ -390,7 +398,7 @@ async fn throttling_backs_off_with_growing_jittered_delays_and_one_event() {
     // Success resets the backoff.
     h.reconcile().await.unwrap();
     assert_eq!(h.condition("Ready").0, "True");
-    h.aws.fail_next("GetIntegrationResponse", error_response(429, "TooManyRequestsException", "slow down"));
+    h.aws.fail_next("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "slow down"));
     let (_, delay) = h.fail_and_requeue().await;
     assert!(delay < Duration::from_secs(1), "{delay:?}");
 }
@@ -398,7 +406,7 @@ async fn throttling_backs_off_with_growing_jittered_delays_and_one_event() {
 #[tokio::test]
 async fn a_transient_failure_of_a_ready_object_does_not_flap_ready() {
     let h = Harness::created(Harness::ready_integration()).await;
-    h.aws.fail_next("GetIntegrationResponse", error_response(500, "InternalServerError", "oops"));
+    h.aws.fail_next("GetIntegrationResponses", error_response(500, "InternalServerError", "oops"));
     let (err, _) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "transient");
     assert_eq!(h.condition("Ready").0, "True");
@@ -526,6 +534,38 @@ async fn a_stale_copy_with_a_pending_create_is_read_fresh_instead_of_taken_over(
     h.kube.clear_requests();
     reconcile(Arc::new(stale), h.ctx.clone()).await.unwrap();
     assert_eq!(h.kube.requests(), ["GET object"], "read fresh, then nothing to write");
-    assert_eq!(h.aws.calls(), ["GetIntegrationResponse"], "the recorded id is used; no lookup by key");
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponses"], "the recorded id is checked; no take-over by key");
     assert_eq!(h.kube.event_reasons(), ["Created"], "no take-over");
+}
+
+#[tokio::test(start_paused = true)]
+async fn snapshots_are_shared_per_integration_until_they_expire_or_a_write_drops_them() {
+    use integration_response_operator::aws::AwsClients;
+    use integration_response_operator::metrics::Metrics;
+    use integration_response_operator::pacing::Pacer;
+    use integration_response_operator::plan::Target;
+    use integration_response_operator::snapshots::Snapshots;
+
+    let aws = Harness::ready_integration();
+    let first = aws.insert_foreign(API, INTEGRATION, "/1/");
+    let second = aws.insert_foreign(API, INTEGRATION, "/2/");
+    let clients = AwsClients::fixed(aws.client(), Arc::new(Pacer::unlimited()), Arc::new(Metrics::default()));
+    let calls = clients.for_region("us-east-1");
+    let target = Target { region: "us-east-1".into(), api_id: API.into(), integration_id: INTEGRATION.into() };
+    let snapshots = Snapshots::new(Duration::from_secs(60));
+
+    let a = snapshots.fingerprint(&calls, &target, &first).await.unwrap();
+    let b = snapshots.fingerprint(&calls, &target, &second).await.unwrap();
+    assert!(a.is_some() && b.is_some() && a != b);
+    assert_eq!(snapshots.fingerprint(&calls, &target, "unknown").await.unwrap(), None);
+    let lists = |aws: &FakeAws| aws.calls().iter().filter(|c| *c == "GetIntegrationResponses").count();
+    assert_eq!(lists(&aws), 1, "one snapshot served all three reads");
+
+    tokio::time::advance(Duration::from_secs(61)).await;
+    snapshots.fingerprint(&calls, &target, &first).await.unwrap();
+    assert_eq!(lists(&aws), 2, "an expired snapshot is taken again");
+
+    snapshots.invalidate(&target);
+    snapshots.fingerprint(&calls, &target, &first).await.unwrap();
+    assert_eq!(lists(&aws), 3, "a write drops the snapshot");
 }

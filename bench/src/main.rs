@@ -87,8 +87,14 @@ impl Moto {
         let api_id = api.api_id().unwrap().to_owned();
         let mut ids = Vec::new();
         for _ in 0..count {
-            let integration =
-                self.client.create_integration().api_id(&api_id).integration_type(IntegrationType::Mock).send().await.unwrap();
+            let integration = self
+                .client
+                .create_integration()
+                .api_id(&api_id)
+                .integration_type(IntegrationType::Mock)
+                .send()
+                .await
+                .unwrap();
             ids.push(integration.integration_id().unwrap().to_owned());
         }
         (api_id, ids)
@@ -132,7 +138,12 @@ impl Operator {
     fn memory_kib(&self) -> (u64, u64) {
         let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid())).unwrap_or_default();
         let field = |name: &str| {
-            status.lines().find(|l| l.starts_with(name)).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse().ok()).unwrap_or(0)
+            status
+                .lines()
+                .find(|l| l.starts_with(name))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse().ok())
+                .unwrap_or(0)
         };
         (field("VmRSS:"), field("VmHWM:"))
     }
@@ -148,7 +159,9 @@ impl Operator {
     }
 
     async fn get(&self, path: &str) -> (u16, String) {
-        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port)).await else { return (0, String::new()) };
+        let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", self.admin_port)).await else {
+            return (0, String::new());
+        };
         let request = format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n");
         if stream.write_all(request.as_bytes()).await.is_err() {
             return (0, String::new());
@@ -197,7 +210,9 @@ fn ready_count(emulator: &Emulator) -> usize {
         .iter()
         .filter(|o| {
             o["status"]["observedGeneration"] == o["metadata"]["generation"]
-                && o["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+                && o["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
         })
         .count()
 }
@@ -206,7 +221,9 @@ fn ready_count(emulator: &Emulator) -> usize {
 fn kube_writes(emulator: &Emulator) -> u64 {
     ["patch", "update", "create", "delete"]
         .iter()
-        .flat_map(|verb| ["integrationresponses", "integrationresponses/status"].map(|r| emulator.request_count(verb, r)))
+        .flat_map(|verb| {
+            ["integrationresponses", "integrationresponses/status"].map(|r| emulator.request_count(verb, r))
+        })
         .sum()
 }
 
@@ -251,13 +268,22 @@ async fn main() {
         let mut samples = Vec::new();
         for i in 0..7 {
             let started = Instant::now();
-            s.emulator.create("integrationresponses", "default", object(&format!("one-{i}"), &api_id, &integrations[0], &format!("/{i}/"))).unwrap();
+            s.emulator
+                .create(
+                    "integrationresponses",
+                    "default",
+                    object(&format!("one-{i}"), &api_id, &integrations[0], &format!("/{i}/")),
+                )
+                .unwrap();
             while ready_count(&s.emulator) <= i {
                 tokio::time::sleep(Duration::from_millis(2)).await;
             }
             samples.push(started.elapsed());
         }
-        row("apply to Ready, one object (median of 7)".into(), format!("{:.0} ms", median(samples).as_secs_f64() * 1000.0));
+        row(
+            "apply to Ready, one object (median of 7)".into(),
+            format!("{:.0} ms", median(samples).as_secs_f64() * 1000.0),
+        );
     }
 
     for &n in &args.objects {
@@ -266,7 +292,10 @@ async fn main() {
                 // At least a list and a create per object; skip runs that cannot fit the budget.
                 let ideal = (2 * n) as f64 / rps;
                 if ideal > args.max_paced_seconds as f64 {
-                    row(format!("{n} objects at once, pacing {rps}/s"), format!("skipped (ideal {ideal:.0} s > --max-paced-seconds)"));
+                    row(
+                        format!("{n} objects at once, pacing {rps}/s"),
+                        format!("skipped (ideal {ideal:.0} s > --max-paced-seconds)"),
+                    );
                     continue;
                 }
             }
@@ -279,7 +308,13 @@ async fn main() {
             let started = Instant::now();
             for i in 0..n {
                 let integration = &integrations[i / args.per_integration];
-                s.emulator.create("integrationresponses", "default", object(&format!("o{i:05}"), &api_id, integration, &format!("/{i}/"))).unwrap();
+                s.emulator
+                    .create(
+                        "integrationresponses",
+                        "default",
+                        object(&format!("o{i:05}"), &api_id, integration, &format!("/{i}/")),
+                    )
+                    .unwrap();
             }
             let mut peak_seen = 0;
             loop {
@@ -301,7 +336,8 @@ async fn main() {
 
             // Let the last writes settle, then measure one full resync period.
             tokio::time::sleep(Duration::from_secs(2)).await;
-            let (calls_before, writes_before, cpu_before) = (operator.aws_calls().await, kube_writes(&s.emulator), operator.cpu_seconds());
+            let (calls_before, writes_before, cpu_before) =
+                (operator.aws_calls().await, kube_writes(&s.emulator), operator.cpu_seconds());
             tokio::time::sleep(resync + resync / 10 + Duration::from_secs(1)).await;
             let calls = operator.aws_calls().await - calls_before;
             let writes = kube_writes(&s.emulator) - writes_before;
@@ -315,7 +351,10 @@ async fn main() {
                     calls as f64 / groups as f64
                 ),
             );
-            row(format!("{n} objects, {label}: resident memory"), format!("peak {:.1} MiB, steady {:.1} MiB", peak.max(peak_seen) as f64 / 1024.0, rss as f64 / 1024.0));
+            row(
+                format!("{n} objects, {label}: resident memory"),
+                format!("peak {:.1} MiB, steady {:.1} MiB", peak.max(peak_seen) as f64 / 1024.0, rss as f64 / 1024.0),
+            );
 
             if rps == 0.0 {
                 // Start-up with everything already in place.

@@ -68,6 +68,8 @@ async fn delete_in_aws(
         },
         (None, None) => return Ok(None),
     };
-    aws.delete(&target, &id).await?;
+    let deleted = aws.delete(&target, &id).await;
+    ctx.snapshots.invalidate(&target);
+    deleted?;
     Ok(Some(id))
 }

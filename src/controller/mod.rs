@@ -26,6 +26,7 @@ use crate::crd::{FINALIZER, IntegrationResponse};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
+use crate::snapshots::Snapshots;
 use crate::{Error, Result};
 
 /// Operator-wide settings the reconciler needs.
@@ -43,11 +44,15 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     attempts: Attempts<ObjectRef<IntegrationResponse>>,
+    snapshots: Snapshots,
 }
 
 impl Context {
     pub fn new(client: Client, aws: AwsClients, recorder: Recorder, settings: Settings, metrics: Arc<Metrics>) -> Self {
-        Self { client, aws, recorder, settings, metrics, attempts: Attempts::default() }
+        // A quarter of the resync period covers its ±10% jitter window, so the objects of one
+        // integration share one snapshot per resync.
+        let snapshots = Snapshots::new(settings.resync_period / 4);
+        Self { client, aws, recorder, settings, metrics, attempts: Attempts::default(), snapshots }
     }
 
     /// When to look again after a success: the resync period, spread by jitter.

@@ -1,0 +1,132 @@
+//! Per-integration snapshots for resync reads.
+//!
+//! API Gateway allows 10 management calls per second per account, so a resync must not cost one
+//! read per object. Objects already in sync are checked against one `GetIntegrationResponses`
+//! per integration, shared by every reconcile that resyncs within `max_age` of it. A snapshot
+//! holds only a fingerprint per response id; any mismatch sends the caller to a direct read, and
+//! every write this operator makes to an integration drops its snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use tokio::time::Instant;
+
+use crate::aws::{AwsError, IntegrationResponses, Observed};
+use crate::crd::ContentHandlingStrategy;
+use crate::plan::{Desired, Target};
+
+/// A hash of everything the operator manages on a response (not its id).
+pub fn fingerprint(
+    key: &str,
+    content_handling: Option<ContentHandlingStrategy>,
+    template_selection_expression: Option<&str>,
+    response_templates: &BTreeMap<String, String>,
+    response_parameters: &BTreeMap<String, String>,
+) -> u64 {
+    let mut hasher = DefaultHasher::new();
+    (key, content_handling.map(ContentHandlingStrategy::as_str), template_selection_expression).hash(&mut hasher);
+    response_templates.hash(&mut hasher);
+    response_parameters.hash(&mut hasher);
+    hasher.finish()
+}
+
+impl Observed {
+    pub fn fingerprint(&self) -> u64 {
+        fingerprint(
+            &self.key,
+            self.content_handling,
+            self.template_selection_expression.as_deref(),
+            &self.response_templates,
+            &self.response_parameters,
+        )
+    }
+}
+
+impl Desired {
+    pub fn fingerprint(&self) -> u64 {
+        fingerprint(
+            &self.key,
+            self.content_handling,
+            self.template_selection_expression.as_deref(),
+            &self.response_templates,
+            &self.response_parameters,
+        )
+    }
+}
+
+struct Snapshot {
+    taken: Instant,
+    by_id: HashMap<String, u64>,
+}
+
+type Slot = Arc<tokio::sync::Mutex<Option<Snapshot>>>;
+
+pub struct Snapshots {
+    max_age: Duration,
+    slots: Mutex<HashMap<Target, Slot>>,
+}
+
+impl Snapshots {
+    pub fn new(max_age: Duration) -> Self {
+        Self { max_age, slots: Mutex::default() }
+    }
+
+    /// The fingerprint of response `id` in a snapshot at most `max_age` old (taking one if
+    /// needed; concurrent callers for one integration share it). `None`: not in the snapshot.
+    pub async fn fingerprint(
+        &self,
+        aws: &IntegrationResponses,
+        target: &Target,
+        id: &str,
+    ) -> Result<Option<u64>, AwsError> {
+        let slot = self.slots.lock().expect("snapshot slots lock").entry(target.clone()).or_default().clone();
+        let mut snapshot = slot.lock().await;
+        let fresh = snapshot.as_ref().is_some_and(|s| s.taken.elapsed() <= self.max_age);
+        if !fresh {
+            let taken = Instant::now();
+            let responses = aws.list(target).await?;
+            let by_id = responses.iter().map(|r| (r.id.clone(), r.fingerprint())).collect();
+            *snapshot = Some(Snapshot { taken, by_id });
+        }
+        Ok(snapshot.as_ref().and_then(|s| s.by_id.get(id).copied()))
+    }
+
+    /// Drops the integration's snapshot: call after any write to it.
+    pub fn invalidate(&self, target: &Target) {
+        self.slots.lock().expect("snapshot slots lock").remove(target);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fingerprints_match_exactly_when_the_managed_fields_do() {
+        let desired = Desired {
+            key: "$default".into(),
+            content_handling: Some(ContentHandlingStrategy::ConvertToText),
+            template_selection_expression: Some("$x".into()),
+            response_templates: BTreeMap::from([("a".into(), "b".into())]),
+            response_parameters: BTreeMap::new(),
+        };
+        let observed = Observed {
+            id: "ir1".into(),
+            key: desired.key.clone(),
+            content_handling: desired.content_handling,
+            template_selection_expression: desired.template_selection_expression.clone(),
+            response_templates: desired.response_templates.clone(),
+            response_parameters: desired.response_parameters.clone(),
+        };
+        assert_eq!(desired.fingerprint(), observed.fingerprint());
+        let mut drifted = observed.clone();
+        drifted.response_templates.insert("a".into(), "c".into());
+        assert_ne!(desired.fingerprint(), drifted.fingerprint());
+        let mut moved = observed;
+        moved.response_parameters.insert("a".into(), "b".into());
+        moved.response_templates.clear();
+        assert_ne!(desired.fingerprint(), moved.fingerprint(), "a value moving between maps is a change");
+    }
+}
