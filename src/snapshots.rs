@@ -66,11 +66,32 @@ type Slot = Arc<tokio::sync::Mutex<Option<Snapshot>>>;
 pub struct Snapshots {
     max_age: Duration,
     slots: Mutex<HashMap<Target, Slot>>,
+    /// Objects this process has just seen match AWS (after a create, update or check), with the
+    /// fingerprint of the spec it matched. A reconcile triggered soon after (by our own status
+    /// write, say) needs no AWS read; the periodic resync always comes later than `max_age`.
+    verified: Mutex<HashMap<String, (Instant, u64)>>,
 }
 
 impl Snapshots {
     pub fn new(max_age: Duration) -> Self {
-        Self { max_age, slots: Mutex::default() }
+        Self { max_age, slots: Mutex::default(), verified: Mutex::default() }
+    }
+
+    pub fn record_verified(&self, object: &str, fingerprint: u64) {
+        self.verified.lock().expect("verified lock").insert(object.to_owned(), (Instant::now(), fingerprint));
+    }
+
+    /// Whether `object` matched this spec fingerprint in AWS less than `max_age` ago.
+    pub fn recently_verified(&self, object: &str, fingerprint: u64) -> bool {
+        self.verified
+            .lock()
+            .expect("verified lock")
+            .get(object)
+            .is_some_and(|(at, seen)| *seen == fingerprint && at.elapsed() <= self.max_age)
+    }
+
+    pub fn forget(&self, object: &str) {
+        self.verified.lock().expect("verified lock").remove(object);
     }
 
     /// The fingerprint of response `id` in a snapshot at most `max_age` old (taking one if
@@ -102,6 +123,20 @@ impl Snapshots {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test(start_paused = true)]
+    async fn verification_lasts_max_age_and_only_for_the_same_spec() {
+        let snapshots = Snapshots::new(Duration::from_secs(60));
+        snapshots.record_verified("ns/a", 7);
+        assert!(snapshots.recently_verified("ns/a", 7));
+        assert!(!snapshots.recently_verified("ns/a", 8), "a changed spec is read again");
+        assert!(!snapshots.recently_verified("ns/b", 7));
+        tokio::time::advance(Duration::from_secs(61)).await;
+        assert!(!snapshots.recently_verified("ns/a", 7), "expired");
+        snapshots.record_verified("ns/a", 7);
+        snapshots.forget("ns/a");
+        assert!(!snapshots.recently_verified("ns/a", 7));
+    }
 
     #[test]
     fn fingerprints_match_exactly_when_the_managed_fields_do() {

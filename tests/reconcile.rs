@@ -81,6 +81,14 @@ impl Harness {
         h
     }
 
+    /// Moves tokio's clock past the snapshot and verification age (a quarter of the 10 min
+    /// resync period), as the periodic resync comes that much later in production.
+    async fn later(&self) {
+        tokio::time::pause();
+        tokio::time::advance(Duration::from_secs(151)).await;
+        tokio::time::resume();
+    }
+
     fn id(&self) -> String {
         self.status().integration_response_id.expect("id recorded")
     }
@@ -139,6 +147,7 @@ async fn create_records_the_pending_key_first_then_the_id_and_goes_ready() {
 #[tokio::test]
 async fn an_object_in_sync_costs_one_shared_read_and_no_writes() {
     let h = Harness::created(Harness::ready_integration()).await;
+    h.later().await;
     h.reconcile().await.unwrap();
     // The integration's snapshot: shared by every object on it that resyncs soon after.
     assert_eq!(h.aws.calls(), ["GetIntegrationResponses"]);
@@ -169,6 +178,7 @@ async fn a_field_changed_outside_kubernetes_is_put_back() {
     h.aws.tamper(&id, |stored| {
         stored.response_parameters.insert("method.response.header.Injected".into(), "'x'".into());
     });
+    h.later().await;
     h.reconcile().await.unwrap();
     // The snapshot's fingerprint differs, so the response is read directly, then put back.
     assert_eq!(
@@ -187,6 +197,7 @@ async fn a_response_deleted_outside_kubernetes_is_created_again() {
     let h = Harness::created(Harness::ready_integration()).await;
     let old_id = h.id();
     h.aws.state.lock().unwrap().responses.clear();
+    h.later().await;
     h.reconcile().await.unwrap();
     assert_eq!(
         h.aws.calls(),
@@ -399,6 +410,7 @@ async fn throttling_backs_off_with_growing_jittered_delays_and_one_event() {
     h.reconcile().await.unwrap();
     assert_eq!(h.condition("Ready").0, "True");
     h.aws.fail_next("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "slow down"));
+    h.later().await;
     let (_, delay) = h.fail_and_requeue().await;
     assert!(delay < Duration::from_secs(1), "{delay:?}");
 }
@@ -407,6 +419,7 @@ async fn throttling_backs_off_with_growing_jittered_delays_and_one_event() {
 async fn a_transient_failure_of_a_ready_object_does_not_flap_ready() {
     let h = Harness::created(Harness::ready_integration()).await;
     h.aws.fail_next("GetIntegrationResponses", error_response(500, "InternalServerError", "oops"));
+    h.later().await;
     let (err, _) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "transient");
     assert_eq!(h.condition("Ready").0, "True");
@@ -532,6 +545,7 @@ async fn a_stale_copy_with_a_pending_create_is_read_fresh_instead_of_taken_over(
     h.reconcile().await.unwrap();
     h.aws.clear_calls();
     h.kube.clear_requests();
+    h.later().await;
     reconcile(Arc::new(stale), h.ctx.clone()).await.unwrap();
     assert_eq!(h.kube.requests(), ["GET object"], "read fresh, then nothing to write");
     assert_eq!(h.aws.calls(), ["GetIntegrationResponses"], "the recorded id is checked; no take-over by key");
@@ -568,4 +582,17 @@ async fn snapshots_are_shared_per_integration_until_they_expire_or_a_write_drops
     snapshots.invalidate(&target);
     snapshots.fingerprint(&calls, &target, &first).await.unwrap();
     assert_eq!(lists(&aws), 3, "a write drops the snapshot");
+}
+
+#[tokio::test]
+async fn a_reconcile_right_after_a_verified_write_costs_no_aws_call() {
+    // As after our own status write: the object was just created and checked by this process.
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.aws.calls(), Vec::<String>::new());
+    assert_eq!(h.kube.requests(), Vec::<String>::new());
+    // A spec change is never served from memory.
+    h.kube.edit_spec(|spec| spec["responseParameters"] = json!({}));
+    h.reconcile().await.unwrap();
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponse", "UpdateIntegrationResponse[responseParameters]"]);
 }

@@ -32,7 +32,9 @@ pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrati
         Ok(message) => {
             set_phase(run.status, &Phase::Ready { message }, obj.metadata.generation);
             run.writer.write(run.status).await?;
-            ctx.metrics.set_object_state(&object_key(obj), Some(ObjectState::Ready));
+            let key = object_key(obj);
+            ctx.snapshots.record_verified(&key, Desired::from_spec(&obj.spec).fingerprint());
+            ctx.metrics.set_object_state(&key, Some(ObjectState::Ready));
             Ok(ctx.resync())
         }
         Err(Error::Failure(failure)) => {
@@ -72,6 +74,9 @@ impl Run<'_, '_> {
         if let Some(id) = self.status.integration_response_id.clone()
             && self.in_sync_at_this_generation()
         {
+            if self.ctx.snapshots.recently_verified(&object_key(self.obj), desired.fingerprint()) {
+                return Ok(ready_message(&id));
+            }
             match self.ctx.snapshots.fingerprint(&aws, &target, &id).await {
                 Ok(Some(observed)) if observed == desired.fingerprint() => return Ok(ready_message(&id)),
                 Ok(_) => {}

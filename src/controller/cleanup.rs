@@ -13,6 +13,7 @@ use crate::{Error, Result};
 pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
     let mut status = obj.status.clone().unwrap_or_default();
     ctx.metrics.set_object_state(&object_key(obj), None);
+    ctx.snapshots.forget(&object_key(obj));
     if obj.spec.deletion_policy() == DeletionPolicy::Retain {
         if let Some(id) = &status.integration_response_id {
             events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS (deletionPolicy Retain)")).await;

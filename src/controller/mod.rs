@@ -44,7 +44,7 @@ pub struct Context {
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     attempts: Attempts<ObjectRef<IntegrationResponse>>,
-    snapshots: Snapshots,
+    pub(crate) snapshots: Snapshots,
 }
 
 impl Context {
