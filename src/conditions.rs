@@ -37,6 +37,8 @@ pub fn next(previous: &[Condition], phase: &Phase, generation: Option<i64>, now:
         .into_iter()
         .map(|(type_, is_true)| {
             let status = if is_true { "True" } else { "False" };
+            // Ready always explains itself; Reconciling and Stalled only while they hold.
+            let message = if is_true || type_ == READY { message } else { "" };
             let last_transition_time = previous
                 .iter()
                 .find(|c| c.type_ == type_ && c.status == status)
@@ -73,6 +75,8 @@ mod tests {
         assert_eq!(by_type(&conditions, RECONCILING).status, "False");
         assert_eq!(by_type(&conditions, STALLED).status, "False");
         assert!(conditions.iter().all(|c| c.observed_generation == Some(3) && c.last_transition_time == "T1"));
+        assert_eq!(by_type(&conditions, READY).message, "ok");
+        assert_eq!(by_type(&conditions, STALLED).message, "", "a False Stalled has nothing to say");
     }
 
     #[test]

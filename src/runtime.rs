@@ -9,14 +9,13 @@ use anyhow::Context as _;
 use kube::Client;
 use kube::api::{Api, ListParams};
 use kube::core::DeserializeGuard;
-use kube::runtime::events::{Recorder, Reporter};
 use prometheus_client::registry::Registry;
 use tracing::{error, info, warn};
 
 use crate::admin::{self, AdminState};
 use crate::aws::AwsClients;
 use crate::cli::Args;
-use crate::controller::{self, Context, Settings, WatchScope};
+use crate::controller::{self, Context, EventRecorder, Settings, WatchScope};
 use crate::crd::IntegrationResponse;
 use crate::leader::{Elector, LeaseConfig};
 use crate::metrics::Metrics;
@@ -35,10 +34,9 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let metrics = Arc::new(Metrics::register(&mut registry));
     let pacer = Arc::new(Pacer::new(args.aws_rps, args.aws_burst));
     let aws = AwsClients::from_env(pacer, metrics.clone()).await;
-    let reporter = Reporter { controller: "integration-response-operator".into(), instance: Some(identity.clone()) };
-    let recorder = Recorder::new(client.clone(), reporter);
+    let events = EventRecorder::new(client.clone(), "integration-response-operator", &identity);
     let settings = Settings { default_region: args.default_region.clone(), resync_period: args.resync_period };
-    let ctx = Arc::new(Context::new(client.clone(), aws, recorder, settings, metrics.clone()));
+    let ctx = Arc::new(Context::new(client.clone(), aws, events, settings, metrics.clone()));
 
     let admin_state = Arc::new(AdminState { registry, ready: AtomicBool::new(false) });
     let listener_state = admin_state.clone();

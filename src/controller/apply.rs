@@ -35,7 +35,7 @@ pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrati
             let key = object_key(obj);
             ctx.snapshots.record_verified(&key, Desired::from_spec(&obj.spec).fingerprint());
             ctx.metrics.set_object_state(&key, Some(ObjectState::Ready));
-            Ok(ctx.resync())
+            Ok(ctx.resync(obj))
         }
         Err(Error::Failure(failure)) => {
             report_failure(ctx, obj, run.writer, run.status, &failure).await?;

@@ -6,6 +6,9 @@ mod cleanup;
 mod events;
 mod status;
 
+pub use events::EventRecorder;
+
+use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
@@ -13,7 +16,6 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::events::Recorder;
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{WatchStreamExt, watcher};
@@ -21,7 +23,7 @@ use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, info_span, warn};
 
 use crate::aws::AwsClients;
-use crate::backoff::{Attempts, Schedule, jittered};
+use crate::backoff::{Attempts, Schedule, aligned, jittered};
 use crate::crd::{FINALIZER, IntegrationResponse};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
@@ -40,7 +42,7 @@ pub struct Settings {
 pub struct Context {
     pub client: Client,
     pub aws: AwsClients,
-    pub recorder: Recorder,
+    pub events: EventRecorder,
     pub settings: Settings,
     pub metrics: Arc<Metrics>,
     attempts: Attempts<ObjectRef<IntegrationResponse>>,
@@ -48,16 +50,26 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(client: Client, aws: AwsClients, recorder: Recorder, settings: Settings, metrics: Arc<Metrics>) -> Self {
+    pub fn new(
+        client: Client,
+        aws: AwsClients,
+        events: EventRecorder,
+        settings: Settings,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         // A quarter of the resync period covers its ±10% jitter window, so the objects of one
         // integration share one snapshot per resync.
         let snapshots = Snapshots::new(settings.resync_period / 4);
-        Self { client, aws, recorder, settings, metrics, attempts: Attempts::default(), snapshots }
+        Self { client, aws, events, settings, metrics, attempts: Attempts::default(), snapshots }
     }
 
-    /// When to look again after a success: the resync period, spread by jitter.
-    fn resync(&self) -> Action {
-        Action::requeue(jittered(self.settings.resync_period, rand::random()))
+    /// When to look again after a success: at the next resync slot of the object's
+    /// integration (see [`crate::backoff::aligned`]).
+    fn resync(&self, obj: &IntegrationResponse) -> Action {
+        let mut hasher = std::hash::DefaultHasher::new();
+        (&obj.spec.api_id, &obj.spec.integration_id).hash(&mut hasher);
+        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+        Action::requeue(aligned(self.settings.resync_period, hasher.finish(), since_epoch))
     }
 }
 

@@ -10,20 +10,18 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integration_response_operator::aws::AwsClients;
-use integration_response_operator::controller::{Context, Settings};
+use integration_response_operator::controller::{Context, EventRecorder, Settings};
 use integration_response_operator::crd::IntegrationResponse;
 use integration_response_operator::metrics::Metrics;
 use integration_response_operator::pacing::Pacer;
-use kube::runtime::events::{Recorder, Reporter};
 
 /// A fresh operator context (as after a process start) over the given fakes.
 pub fn context(kube: &fake_kube::FakeKube, aws: &fake_aws::FakeAws) -> Arc<Context> {
     let metrics = Arc::new(Metrics::default());
     let clients = AwsClients::fixed(aws.client(), Arc::new(Pacer::unlimited()), metrics.clone());
-    let reporter = Reporter { controller: "integration-response-operator".into(), instance: Some("test".into()) };
-    let recorder = Recorder::new(kube.client(), reporter);
+    let events = EventRecorder::new(kube.client(), "integration-response-operator", "test");
     let settings = Settings { default_region: Some("us-east-1".into()), resync_period: Duration::from_secs(600) };
-    Arc::new(Context::new(kube.client(), clients, recorder, settings, metrics))
+    Arc::new(Context::new(kube.client(), clients, events, settings, metrics))
 }
 
 /// A CR as a user would apply it.
