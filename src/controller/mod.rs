@@ -24,7 +24,7 @@ use tracing::{Instrument, info_span, warn};
 
 use crate::aws::AwsClients;
 use crate::backoff::{Attempts, Schedule, aligned, jittered};
-use crate::crd::{FINALIZER, IntegrationResponse};
+use crate::crd::{ADOPT_ANNOTATION, FINALIZER, IntegrationResponse};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
 use crate::shutdown::Shutdown;
@@ -193,8 +193,12 @@ pub async fn run(
                 Ok(_) => {}
                 Err(_) => metrics.count_watch_restart(),
             })
-            // Managed fields are the bulk of an object and reconcile never reads them.
-            .modify(|obj: &mut DeserializeGuard<IntegrationResponse>| obj.managed_fields_mut().clear())
+            // Keep only what reconcile reads: managed fields and annotations (kubectl's
+            // last-applied-configuration is a full copy of the object) are the bulk of it.
+            .modify(|obj: &mut DeserializeGuard<IntegrationResponse>| {
+                *obj.managed_fields_mut() = Vec::new();
+                obj.annotations_mut().retain(|key, _| key == ADOPT_ANNOTATION);
+            })
             .reflect(writer)
             .applied_objects();
         Controller::for_stream(stream, reader)
