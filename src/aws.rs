@@ -264,8 +264,19 @@ impl IntegrationResponses {
             Err(err) => err.kind.outcome(),
         };
         self.metrics.count_aws_call(operation, outcome);
-        if let Err(err) = &result {
-            tracing::debug!(operation, kind = ?err.kind, request_id = err.request_id.as_deref(), "AWS call failed");
+        match &result {
+            // NotFound is often the answer sought (a delete read back, a missing parent).
+            Err(err) if err.is_not_found() => {
+                tracing::debug!(operation, request_id = err.request_id.as_deref(), "AWS answered NotFound")
+            }
+            Err(err) => tracing::warn!(
+                operation,
+                kind = ?err.kind,
+                request_id = err.request_id.as_deref(),
+                message = %err.message,
+                "AWS call failed"
+            ),
+            Ok(_) => {}
         }
         result
     }

@@ -123,7 +123,8 @@ async fn create_records_the_pending_key_first_then_the_id_and_goes_ready() {
 
     // Looked up by key first (never blindly create), then created once.
     assert_eq!(h.aws.calls(), ["GetIntegrationResponses", "CreateIntegrationResponse"]);
-    assert_eq!(h.kube.requests(), ["APPLY status", "POST event", "APPLY status"]);
+    // Pending key, then the id right after the create; the Event comes after both.
+    assert_eq!(h.kube.requests(), ["APPLY status", "APPLY status", "POST event"]);
     let stored = h.aws.only_response();
     assert_eq!(stored.key, "/4\\d\\d/");
     assert_eq!(stored.template_selection_expression.as_deref(), Some("$integration.response.statuscode"));

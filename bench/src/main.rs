@@ -313,6 +313,7 @@ async fn main() {
                     .create("integrationresponses", "default", object(&name, &api_id, integration, &format!("/{i}/")))
                     .unwrap();
             }
+            let cpu_at_start = operator.cpu_seconds();
             let mut peak_seen = 0;
             loop {
                 peak_seen = peak_seen.max(operator.memory_kib().1);
@@ -324,8 +325,12 @@ async fn main() {
             let took = started.elapsed();
             let label = if rps > 0.0 { format!("pacing {rps}/s") } else { "pacing off".into() };
             let calls = operator.aws_calls().await;
-            let mut value =
-                format!("{:.1} s, {calls} AWS calls ({:.2}/object)", took.as_secs_f64(), calls as f64 / n as f64);
+            let cpu = operator.cpu_seconds() - cpu_at_start;
+            let mut value = format!(
+                "{:.1} s, {calls} AWS calls ({:.2}/object), operator CPU {cpu:.1} s",
+                took.as_secs_f64(),
+                calls as f64 / n as f64
+            );
             if rps > 0.0 {
                 // The fewest calls that can converge N new objects: a lookup and a create each.
                 let ideal = (2 * n) as f64 / rps;

@@ -27,22 +27,31 @@ pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrati
     };
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
-    let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status };
-    match run.converge().await {
+    let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status, changes: Vec::new() };
+    let result = match run.converge().await {
         Ok(message) => {
             set_phase(run.status, &Phase::Ready { message }, obj.metadata.generation);
-            run.writer.write(run.status).await?;
-            let key = object_key(obj);
-            ctx.snapshots.record_verified(&key, Desired::from_spec(&obj.spec).fingerprint());
-            ctx.metrics.set_object_state(&key, Some(ObjectState::Ready));
-            Ok(ctx.resync(obj))
+            match run.writer.write(run.status).await {
+                Ok(()) => {
+                    let key = object_key(obj);
+                    ctx.snapshots.record_verified(&key, Desired::from_spec(&obj.spec).fingerprint());
+                    ctx.metrics.set_object_state(&key, Some(ObjectState::Ready));
+                    Ok(ctx.resync(obj))
+                }
+                Err(err) => Err(err.into()),
+            }
         }
-        Err(Error::Failure(failure)) => {
-            report_failure(ctx, obj, run.writer, run.status, &failure).await?;
-            Err(Error::Failure(failure))
-        }
+        Err(Error::Failure(failure)) => match report_failure(ctx, obj, run.writer, run.status, &failure).await {
+            Ok(()) => Err(Error::Failure(failure)),
+            Err(err) => Err(err.into()),
+        },
         Err(err) => Err(err),
+    };
+    // What was changed in AWS is reported whether or not the status write went through.
+    for (reason, note) in std::mem::take(&mut run.changes) {
+        events::normal(ctx, obj, reason, note).await;
     }
+    result
 }
 
 /// One apply pass over one object. `status` is the status being built; it is written at the
@@ -52,6 +61,9 @@ struct Run<'a, 'w> {
     ctx: &'a Context,
     writer: &'a mut StatusWriter<'w>,
     status: &'a mut IntegrationResponseStatus,
+    /// Changes made, as (reason, note): published once status is written, so nothing comes
+    /// between a create and the write of its id.
+    changes: Vec<(&'static str, String)>,
 }
 
 /// How the apply pass came to hold the response it reconciles.
@@ -118,10 +130,10 @@ impl Run<'_, '_> {
                     self.obj.status.as_ref().and_then(|s| s.observed_generation) == self.obj.metadata.generation;
                 if recorded && spec_unchanged {
                     let note = format!("Put back {fields} of {}, changed outside Kubernetes", existing.id);
-                    events::normal(self.ctx, self.obj, "DriftCorrected", note).await;
+                    self.changes.push(("DriftCorrected", note));
                 } else {
                     let note = format!("Updated {fields} of {}", existing.id);
-                    events::normal(self.ctx, self.obj, "Updated", note).await;
+                    self.changes.push(("Updated", note));
                 }
                 Ok(ready_message(&existing.id))
             }
@@ -133,7 +145,7 @@ impl Run<'_, '_> {
                     "Deleted {} to unset contentHandlingStrategy, which AWS cannot update in place; creating it again",
                     existing.id
                 );
-                events::normal(self.ctx, self.obj, "Replacing", note).await;
+                self.changes.push(("Replacing", note));
                 self.create(&aws, &target, &desired, false).await
             }
         }
@@ -161,7 +173,7 @@ impl Run<'_, '_> {
         if let Some(found) = self.status.pending_create_key.as_deref().and_then(by_key) {
             let note = format!("Took over {} (key {}), created before its id could be recorded", found.id, found.key);
             self.record_id(target, &found);
-            events::normal(self.ctx, self.obj, "TakenOver", note).await;
+            self.changes.push(("TakenOver", note));
             return Ok(Some(found));
         }
         let Some(found) = by_key(&desired.key) else {
@@ -169,13 +181,7 @@ impl Run<'_, '_> {
         };
         if self.obj.annotations().get(ADOPT_ANNOTATION).map(String::as_str) == Some("true") {
             self.record_id(target, &found);
-            events::normal(
-                self.ctx,
-                self.obj,
-                "Adopted",
-                format!("Adopted existing integration response {}", found.id),
-            )
-            .await;
+            self.changes.push(("Adopted", format!("Adopted existing integration response {}", found.id)));
             return Ok(Some(found));
         }
         self.status.pending_create_key = None;
@@ -240,7 +246,7 @@ impl Run<'_, '_> {
         } else {
             ("Created", format!("Created integration response {}", created.id))
         };
-        events::normal(self.ctx, self.obj, reason, note).await;
+        self.changes.push((reason, note));
         Ok(ready_message(&created.id))
     }
 }

@@ -136,17 +136,6 @@ impl KubeState {
                 self.events.push(body.clone());
                 (StatusCode::CREATED, body)
             }
-            (&Method::PATCH, p) if p.starts_with(EVENTS) => {
-                // A repeat of an earlier event (same reason and action): the recorder bumps
-                // its series. Counted here as one more occurrence of that event.
-                self.requests.push("PATCH event".into());
-                let name = p.rsplit('/').next().unwrap_or_default();
-                let Some(first) = self.events.iter().find(|e| e["metadata"]["name"] == name).cloned() else {
-                    return status_error(404, "NotFound", "no such event");
-                };
-                self.events.push(first.clone());
-                (StatusCode::OK, first)
-            }
             (&Method::GET, p) if p.starts_with(OBJECTS) && !p.ends_with("/status") => {
                 self.requests.push("GET object".into());
                 match &self.object {

@@ -45,7 +45,7 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   verbs: ["update"]
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create", "patch"]
+  verbs: ["create"]
 {{- end }}
 
 {{/* Leader election is on whenever more than one replica runs. */}}
