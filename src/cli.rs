@@ -12,7 +12,8 @@ pub struct Args {
     #[arg(long, env = "AWS_REGION")]
     pub default_region: Option<String>,
 
-    /// How often every object is compared with AWS (drift detection), with ±10% jitter.
+    /// How often every object is compared with AWS (drift detection). Objects of one integration
+    /// share a slot in the period; integrations are spread over it.
     #[arg(long, env = "RESYNC_PERIOD", default_value = "10m", value_parser = humantime::parse_duration)]
     pub resync_period: Duration,
 
