@@ -11,27 +11,10 @@ use integration_response_operator::crd::{DeletionPolicy, IntegrationResponse};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube_emulator::Fault;
 use serde_json::json;
-use support::stack::{Operator, Stack, eventually};
+use support::stack::{Operator, Stack, WAIT, eventually, ready, wait_ready};
 use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
-const WAIT: Duration = Duration::from_secs(30);
-
-fn ready(object: &IntegrationResponse) -> bool {
-    let generation = object.metadata.generation;
-    object.status.as_ref().is_some_and(|s| {
-        s.observed_generation == generation && s.condition("Ready").is_some_and(|c| c.status == "True")
-    })
-}
-
-async fn wait_ready(stack: &Stack, name: &str, operator: &Operator) -> IntegrationResponse {
-    let api = stack.api();
-    eventually(WAIT, &format!("{name} to be Ready"), Some(operator), || {
-        let api = api.clone();
-        async move { api.get(name).await.ok().filter(ready) }
-    })
-    .await
-}
 
 async fn wait_gone(stack: &Stack, name: &str, operator: &Operator) {
     let api = stack.api();

@@ -11,26 +11,10 @@ use k8s_openapi::api::coordination::v1::Lease;
 use kube::api::{Api, ListParams};
 use kube_emulator::Fault;
 use serde_json::json;
-use support::stack::{Operator, Stack, crd_path, eventually};
+use support::stack::{Stack, WAIT, crd_path, eventually, wait_ready};
 use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
-const WAIT: Duration = Duration::from_secs(30);
-
-async fn wait_ready(stack: &Stack, name: &str, operator: &Operator) {
-    let api = stack.api();
-    eventually(WAIT, &format!("{name} to be Ready"), Some(operator), || {
-        let api = api.clone();
-        async move {
-            let object = api.get(name).await.ok()?;
-            let status = object.status?;
-            (status.observed_generation == object.metadata.generation
-                && status.condition("Ready").is_some_and(|c| c.status == "True"))
-            .then_some(())
-        }
-    })
-    .await
-}
 
 /// Which operator instance recorded Events about `name`.
 async fn reporters_of(stack: &Stack, name: &str) -> Vec<String> {

@@ -179,3 +179,23 @@ where
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
+
+/// How long end-to-end waits last before failing with the operator's log.
+pub const WAIT: Duration = Duration::from_secs(30);
+
+/// Ready=True for the object's current generation.
+pub fn ready(object: &IntegrationResponse) -> bool {
+    let generation = object.metadata.generation;
+    object.status.as_ref().is_some_and(|s| {
+        s.observed_generation == generation && s.condition("Ready").is_some_and(|c| c.status == "True")
+    })
+}
+
+pub async fn wait_ready(stack: &Stack, name: &str, operator: &Operator) -> IntegrationResponse {
+    let api = stack.api();
+    eventually(WAIT, &format!("{name} to be Ready"), Some(operator), || {
+        let api = api.clone();
+        async move { api.get(name).await.ok().filter(ready) }
+    })
+    .await
+}
