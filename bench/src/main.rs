@@ -36,7 +36,17 @@ struct Args {
     operator: PathBuf,
     #[arg(long, default_value = "crds/integrationresponses.apigatewayv2.aws.operator.rs.yaml")]
     crd: PathBuf,
+    /// Extra environment for the operator, KEY=VALUE (e.g. MALLOC_ARENA_MAX=2).
+    #[arg(long = "operator-env", value_parser = parse_env)]
+    operator_env: Vec<(String, String)>,
 }
+
+fn parse_env(text: &str) -> Result<(String, String), String> {
+    text.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{text}: expected KEY=VALUE"))
+}
+
+/// `--operator-env`, for every operator the bench starts.
+static EXTRA_ENV: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
@@ -109,8 +119,10 @@ struct Operator {
 impl Operator {
     fn start(binary: &Path, kubeconfig: &Path, moto: &str, rps: f64, resync: &str) -> Self {
         let admin_port = free_port();
+        let extra = EXTRA_ENV.get().cloned().unwrap_or_default();
         let child = Command::new(binary)
             .env_clear()
+            .envs(extra)
             .env("KUBECONFIG", kubeconfig)
             .env("AWS_ENDPOINT_URL_APIGATEWAYV2", moto)
             .env("AWS_ACCESS_KEY_ID", "t")
@@ -251,6 +263,7 @@ fn median(mut values: Vec<Duration>) -> Duration {
 #[tokio::main]
 async fn main() {
     let args = Args::parse();
+    EXTRA_ENV.set(args.operator_env.clone()).expect("set once");
     let mut rows: Vec<(String, String)> = Vec::new();
     let mut row = |name: String, value: String| {
         println!("{name:<64} {value}");
