@@ -21,16 +21,12 @@ use crate::metrics::Metrics;
 use crate::pacing::Pacer;
 use crate::plan::{Changes, Desired, Target};
 
-/// An integration response as AWS reports it, normalised: absent maps are empty, absent strings
-/// are `None`.
-#[derive(Clone, Debug, Default, PartialEq)]
+/// An integration response as AWS reports it: its id and the same fields a spec asks for,
+/// normalised alike (absent maps are empty, absent strings are `None`), so the two compare.
+#[derive(Clone, Debug, PartialEq)]
 pub struct Observed {
     pub id: String,
-    pub key: String,
-    pub content_handling: Option<ContentHandlingStrategy>,
-    pub template_selection_expression: Option<String>,
-    pub response_templates: BTreeMap<String, String>,
-    pub response_parameters: BTreeMap<String, String>,
+    pub fields: Desired,
 }
 
 // Get, Create and Update outputs and the list item type share these getters but no trait.
@@ -39,14 +35,16 @@ macro_rules! observed_from {
         let out = $out;
         Observed {
             id: out.integration_response_id().unwrap_or_default().to_owned(),
-            key: out.integration_response_key().unwrap_or_default().to_owned(),
-            content_handling: out.content_handling_strategy().and_then(content_handling_from_aws),
-            template_selection_expression: out
-                .template_selection_expression()
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned),
-            response_templates: sorted(out.response_templates()),
-            response_parameters: sorted(out.response_parameters()),
+            fields: Desired {
+                key: out.integration_response_key().unwrap_or_default().to_owned(),
+                content_handling: out.content_handling_strategy().and_then(content_handling_from_aws),
+                template_selection_expression: out
+                    .template_selection_expression()
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+                response_templates: sorted(out.response_templates()),
+                response_parameters: sorted(out.response_parameters()),
+            },
         }
     }};
 }

@@ -93,7 +93,7 @@ pub struct IntegrationResponseSpec {
     pub deletion_policy: Option<DeletionPolicy>,
 }
 
-#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, JsonSchema)]
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
 pub enum ContentHandlingStrategy {
     #[serde(rename = "CONVERT_TO_BINARY")]
     ConvertToBinary,

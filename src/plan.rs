@@ -58,7 +58,7 @@ impl Target {
 }
 
 /// The response as the spec wants it, normalised like [`Observed`].
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Desired {
     pub key: String,
     pub content_handling: Option<ContentHandlingStrategy>,
@@ -120,10 +120,14 @@ pub enum Plan {
 }
 
 pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
+    let observed = &observed.fields;
+    if desired == observed {
+        return Plan::InSync;
+    }
     if desired.content_handling.is_none() && observed.content_handling.is_some() {
         return Plan::Replace;
     }
-    let changes = Changes {
+    Plan::Update(Changes {
         key: (desired.key != observed.key).then(|| desired.key.clone()),
         content_handling: desired.content_handling.filter(|want| Some(*want) != observed.content_handling),
         template_selection_expression: (desired.template_selection_expression
@@ -133,8 +137,7 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
             .then(|| desired.response_templates.clone()),
         response_parameters: (desired.response_parameters != observed.response_parameters)
             .then(|| desired.response_parameters.clone()),
-    };
-    if changes.is_empty() { Plan::InSync } else { Plan::Update(changes) }
+    })
 }
 
 #[cfg(test)]
@@ -154,14 +157,7 @@ mod tests {
     }
 
     fn observed_like(desired: &Desired) -> Observed {
-        Observed {
-            id: "irid".into(),
-            key: desired.key.clone(),
-            content_handling: desired.content_handling,
-            template_selection_expression: desired.template_selection_expression.clone(),
-            response_templates: desired.response_templates.clone(),
-            response_parameters: desired.response_parameters.clone(),
-        }
+        Observed { id: "irid".into(), fields: desired.clone() }
     }
 
     #[test]
@@ -184,7 +180,7 @@ mod tests {
     fn only_changed_fields_are_sent() {
         let desired = Desired::from_spec(&spec());
         let mut observed = observed_like(&desired);
-        observed.response_templates.insert("application/json".into(), "drifted".into());
+        observed.fields.response_templates.insert("application/json".into(), "drifted".into());
         let Plan::Update(changes) = plan(&desired, &observed) else { panic!("expected an update") };
         assert_eq!(changes.fields(), ["responseTemplates"]);
         assert_eq!(changes.response_templates.as_ref(), Some(&desired.response_templates));
@@ -196,7 +192,7 @@ mod tests {
     fn key_change_is_an_update() {
         let desired = Desired::from_spec(&spec());
         let mut observed = observed_like(&desired);
-        observed.key = "$default".into();
+        observed.fields.key = "$default".into();
         let Plan::Update(changes) = plan(&desired, &observed) else { panic!("expected an update") };
         assert_eq!(changes.fields(), ["integrationResponseKey"]);
         assert_eq!(changes.key.as_deref(), Some("/4\\d\\d/"));
@@ -209,8 +205,8 @@ mod tests {
         spec.template_selection_expression = None;
         let desired = Desired::from_spec(&spec);
         let mut observed = observed_like(&desired);
-        observed.response_parameters.insert("method.response.header.Old".into(), "'x'".into());
-        observed.template_selection_expression = Some("$request.body.action".into());
+        observed.fields.response_parameters.insert("method.response.header.Old".into(), "'x'".into());
+        observed.fields.template_selection_expression = Some("$request.body.action".into());
         let Plan::Update(changes) = plan(&desired, &observed) else { panic!("expected an update") };
         assert_eq!(changes.fields(), ["templateSelectionExpression", "responseParameters"]);
         assert_eq!(changes.response_parameters, Some(BTreeMap::new()));
@@ -223,7 +219,7 @@ mod tests {
         spec.content_handling_strategy = Some(ContentHandlingStrategy::ConvertToText);
         let desired = Desired::from_spec(&spec);
         let mut observed = observed_like(&desired);
-        observed.content_handling = Some(ContentHandlingStrategy::ConvertToBinary);
+        observed.fields.content_handling = Some(ContentHandlingStrategy::ConvertToBinary);
         let Plan::Update(changes) = plan(&desired, &observed) else { panic!("expected an update") };
         assert_eq!(changes.content_handling, Some(ContentHandlingStrategy::ConvertToText));
         assert_eq!(changes.fields(), ["contentHandlingStrategy"]);
@@ -239,8 +235,8 @@ mod tests {
         spec.template_selection_expression = Some(String::new());
         let desired = Desired::from_spec(&spec);
         let mut observed = observed_like(&desired);
-        observed.response_templates.clear();
-        observed.template_selection_expression = None;
+        observed.fields.response_templates.clear();
+        observed.fields.template_selection_expression = None;
         assert_eq!(plan(&desired, &observed), Plan::InSync);
     }
 

@@ -6,53 +6,22 @@
 //! holds only a fingerprint per response id; any mismatch sends the caller to a direct read, and
 //! every write this operator makes to an integration drops its snapshot.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
-use crate::aws::{AwsError, IntegrationResponses, Observed};
-use crate::crd::ContentHandlingStrategy;
+use crate::aws::{AwsError, IntegrationResponses};
 use crate::plan::{Desired, Target};
 
-/// A hash of everything the operator manages on a response (not its id).
-pub fn fingerprint(
-    key: &str,
-    content_handling: Option<ContentHandlingStrategy>,
-    template_selection_expression: Option<&str>,
-    response_templates: &BTreeMap<String, String>,
-    response_parameters: &BTreeMap<String, String>,
-) -> u64 {
-    let mut hasher = DefaultHasher::new();
-    (key, content_handling.map(ContentHandlingStrategy::as_str), template_selection_expression).hash(&mut hasher);
-    response_templates.hash(&mut hasher);
-    response_parameters.hash(&mut hasher);
-    hasher.finish()
-}
-
-impl Observed {
-    pub fn fingerprint(&self) -> u64 {
-        fingerprint(
-            &self.key,
-            self.content_handling,
-            self.template_selection_expression.as_deref(),
-            &self.response_templates,
-            &self.response_parameters,
-        )
-    }
-}
-
 impl Desired {
+    /// A hash of every managed field (not the id), the same for a spec and for what AWS reports.
     pub fn fingerprint(&self) -> u64 {
-        fingerprint(
-            &self.key,
-            self.content_handling,
-            self.template_selection_expression.as_deref(),
-            &self.response_templates,
-            &self.response_parameters,
-        )
+        let mut hasher = DefaultHasher::new();
+        self.hash(&mut hasher);
+        hasher.finish()
     }
 }
 
@@ -108,7 +77,7 @@ impl Snapshots {
         if !fresh {
             let taken = Instant::now();
             let responses = aws.list(target).await?;
-            let by_id = responses.iter().map(|r| (r.id.clone(), r.fingerprint())).collect();
+            let by_id = responses.iter().map(|r| (r.id.clone(), r.fields.fingerprint())).collect();
             *snapshot = Some(Snapshot { taken, by_id });
         }
         Ok(snapshot.as_ref().and_then(|s| s.by_id.get(id).copied()))
@@ -122,7 +91,10 @@ impl Snapshots {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::crd::ContentHandlingStrategy;
 
     #[tokio::test(start_paused = true)]
     async fn verification_lasts_max_age_and_only_for_the_same_spec() {
@@ -147,14 +119,7 @@ mod tests {
             response_templates: BTreeMap::from([("a".into(), "b".into())]),
             response_parameters: BTreeMap::new(),
         };
-        let observed = Observed {
-            id: "ir1".into(),
-            key: desired.key.clone(),
-            content_handling: desired.content_handling,
-            template_selection_expression: desired.template_selection_expression.clone(),
-            response_templates: desired.response_templates.clone(),
-            response_parameters: desired.response_parameters.clone(),
-        };
+        let observed = desired.clone();
         assert_eq!(desired.fingerprint(), observed.fingerprint());
         let mut drifted = observed.clone();
         drifted.response_templates.insert("a".into(), "c".into());

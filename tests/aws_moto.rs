@@ -38,21 +38,21 @@ async fn create_read_list_update_delete_round_trip() {
 
     let created = aws.create(&target, &desired("/4\\d\\d/")).await.expect("create");
     assert!(!created.id.is_empty());
-    assert_eq!(created.key, "/4\\d\\d/");
+    assert_eq!(created.fields.key, "/4\\d\\d/");
 
     let read = aws.get(&target, &created.id).await.expect("get");
     assert_eq!(read.id, created.id);
-    assert_eq!(read.content_handling, Some(ContentHandlingStrategy::ConvertToText));
-    assert_eq!(read.template_selection_expression.as_deref(), Some("$integration.response.statuscode"));
-    assert_eq!(read.response_templates["application/json"], "{\"ok\": false}");
-    assert_eq!(read.response_parameters["method.response.header.X-Err"], "'1'");
+    assert_eq!(read.fields.content_handling, Some(ContentHandlingStrategy::ConvertToText));
+    assert_eq!(read.fields.template_selection_expression.as_deref(), Some("$integration.response.statuscode"));
+    assert_eq!(read.fields.response_templates["application/json"], "{\"ok\": false}");
+    assert_eq!(read.fields.response_parameters["method.response.header.X-Err"], "'1'");
 
     let other = aws.create(&target, &desired("$default")).await.expect("second key");
     let listed = aws.list(&target).await.expect("list");
     assert_eq!(listed.len(), 2);
-    let by_key = listed.iter().find(|r| r.key == "/4\\d\\d/").expect("found by key");
+    let by_key = listed.iter().find(|r| r.fields.key == "/4\\d\\d/").expect("found by key");
     assert_eq!(by_key.id, created.id);
-    assert_eq!(by_key.response_templates, read.response_templates);
+    assert_eq!(by_key.fields.response_templates, read.fields.response_templates);
 
     let changes = Changes {
         key: Some("/5\\d\\d/".into()),
@@ -61,11 +61,11 @@ async fn create_read_list_update_delete_round_trip() {
     };
     aws.update(&target, &created.id, &changes).await.expect("update");
     let updated = aws.get(&target, &created.id).await.unwrap();
-    assert_eq!(updated.key, "/5\\d\\d/");
-    assert_eq!(updated.response_templates["application/json"], "{\"v\": 2}");
+    assert_eq!(updated.fields.key, "/5\\d\\d/");
+    assert_eq!(updated.fields.response_templates["application/json"], "{\"v\": 2}");
     // Fields not in the update are left as they were.
-    assert_eq!(updated.response_parameters, read.response_parameters);
-    assert_eq!(updated.content_handling, read.content_handling);
+    assert_eq!(updated.fields.response_parameters, read.fields.response_parameters);
+    assert_eq!(updated.fields.content_handling, read.fields.content_handling);
 
     aws.delete(&target, &created.id).await.expect("delete");
     let gone = aws.get(&target, &created.id).await.expect_err("deleted");
@@ -103,7 +103,7 @@ async fn clearing_fields_with_empty_values() {
     };
     aws.update(&target, &created.id, &changes).await.expect("update");
     let read = aws.get(&target, &created.id).await.unwrap();
-    assert!(read.response_parameters.is_empty(), "{read:?}");
-    assert_eq!(read.template_selection_expression, None);
-    assert_eq!(read.response_templates.len(), 1);
+    assert!(read.fields.response_parameters.is_empty(), "{read:?}");
+    assert_eq!(read.fields.template_selection_expression, None);
+    assert_eq!(read.fields.response_templates.len(), 1);
 }

@@ -169,9 +169,10 @@ impl Run<'_, '_> {
         desired: &Desired,
     ) -> Result<Option<Observed>> {
         let responses = aws.list(target).await.map_err(Failure::from)?;
-        let by_key = |key: &str| responses.iter().find(|r| r.key == key).cloned();
+        let by_key = |key: &str| responses.iter().find(|r| r.fields.key == key).cloned();
         if let Some(found) = self.status.pending_create_key.as_deref().and_then(by_key) {
-            let note = format!("Took over {} (key {}), created before its id could be recorded", found.id, found.key);
+            let note =
+                format!("Took over {} (key {}), created before its id could be recorded", found.id, found.fields.key);
             self.record_id(target, &found);
             self.changes.push(("TakenOver", note));
             return Ok(Some(found));
@@ -260,6 +261,6 @@ fn foreign_message(found: &Observed, target: &Target) -> String {
         "Integration {} already has an integration response with key {} (id {}) that this object did not create. \
          Change integrationResponseKey, delete that response in AWS, or set the annotation {ADOPT_ANNOTATION}: \"true\" \
          to take it over.",
-        target.integration_id, found.key, found.id
+        target.integration_id, found.fields.key, found.id
     )
 }

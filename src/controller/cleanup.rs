@@ -60,7 +60,7 @@ async fn delete_in_aws(
         (Some(id), _) => id.clone(),
         // A create was sent but its id never recorded: it may exist under the pending key.
         (None, Some(key)) => match aws.list(&target).await {
-            Ok(responses) => match responses.into_iter().find(|r| &r.key == key) {
+            Ok(responses) => match responses.into_iter().find(|r| &r.fields.key == key) {
                 Some(found) => found.id,
                 None => return Ok(None),
             },
