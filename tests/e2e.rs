@@ -11,7 +11,7 @@ use integration_response_operator::crd::{DeletionPolicy, IntegrationResponse};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube_emulator::Fault;
 use serde_json::json;
-use support::stack::{Operator, Stack, WAIT, eventually, ready, wait_ready};
+use support::stack::{Operator, Stack, WAIT, events, eventually, ready, wait_ready};
 use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
@@ -26,8 +26,7 @@ async fn wait_gone(stack: &Stack, name: &str, operator: &Operator) {
 }
 
 async fn event_reasons(stack: &Stack) -> Vec<String> {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(stack.client.clone(), "default");
-    events.list(&ListParams::default()).await.unwrap().items.into_iter().filter_map(|e| e.reason).collect()
+    events(stack).await.into_iter().filter_map(|e| e.reason).collect()
 }
 
 #[tokio::test]

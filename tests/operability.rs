@@ -8,22 +8,18 @@ use std::time::Duration;
 
 use integration_response_operator::crd::IntegrationResponse;
 use k8s_openapi::api::coordination::v1::Lease;
-use kube::api::{Api, ListParams};
+use kube::api::Api;
 use kube_emulator::Fault;
 use serde_json::json;
-use support::stack::{Stack, WAIT, crd_path, eventually, wait_ready};
+use support::stack::{Stack, WAIT, crd_path, events, eventually, wait_ready};
 use tokio::sync::Mutex;
 
 static ONE_AT_A_TIME: Mutex<()> = Mutex::const_new(());
 
 /// Which operator instance recorded Events about `name`.
 async fn reporters_of(stack: &Stack, name: &str) -> Vec<String> {
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(stack.client.clone(), "default");
-    let mut instances: Vec<String> = events
-        .list(&ListParams::default())
+    let mut instances: Vec<String> = events(stack)
         .await
-        .unwrap()
-        .items
         .into_iter()
         .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
         .filter_map(|e| e.reporting_instance)
@@ -219,15 +215,8 @@ async fn a_malformed_object_does_not_stop_the_others() {
     let operator = stack.operator(&[]);
     stack.apply(&stack.cr("fine")).await;
     wait_ready(&stack, "fine", &operator).await;
-    let events: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(stack.client.clone(), "default");
-    let warnings: Vec<_> = events
-        .list(&ListParams::default())
-        .await
-        .unwrap()
-        .items
-        .into_iter()
-        .filter(|e| e.reason.as_deref() == Some("InvalidObject"))
-        .collect();
+    let warnings: Vec<_> =
+        events(&stack).await.into_iter().filter(|e| e.reason.as_deref() == Some("InvalidObject")).collect();
     assert_eq!(warnings.len(), 1);
     assert_eq!(warnings[0].regarding.as_ref().unwrap().name.as_deref(), Some("broken"));
 }

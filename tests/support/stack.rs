@@ -199,3 +199,9 @@ pub async fn wait_ready(stack: &Stack, name: &str, operator: &Operator) -> Integ
     })
     .await
 }
+
+/// Every Event recorded in the `default` namespace.
+pub async fn events(stack: &Stack) -> Vec<k8s_openapi::api::events::v1::Event> {
+    let api: Api<k8s_openapi::api::events::v1::Event> = Api::namespaced(stack.client.clone(), "default");
+    api.list(&kube::api::ListParams::default()).await.expect("list Events").items
+}
