@@ -180,6 +180,68 @@ def test_wrong_values_fail_with_a_clear_message(setting, message):
     assert message in result.stderr, result.stderr
 
 
+# Periods, concurrency and rates that would make the operator loop or stall (issue 9): the
+# schema refuses them at install, as the operator refuses them at start (src/cli.rs).
+LOOPING_VALUES = [
+    ("operator.resyncPeriod", "\"0s\"", "does not match pattern"),
+    ("operator.resyncPeriod", "0", "want string"),
+    ("operator.resyncPeriod", "\"0\"", "does not match pattern"),
+    ("operator.resyncPeriod", "\"999ms\"", "does not match pattern"),
+    ("operator.resyncPeriod", "\"0h\"", "does not match pattern"),
+    ("operator.concurrency", "0", "minimum: got 0, want 1"),
+    ("operator.concurrency", "65", "maximum: got 65, want 64"),
+    ("operator.awsRateLimitRps", "-1", "minimum: got -1, want 0"),
+    ("operator.awsRateLimitRps", "0.05", "minimum: got 0.05, want 0.1"),
+    ("operator.awsRateLimitRps", "10.5", "maximum: got 10.5, want 10"),
+    ("operator.awsRateLimitBurst", "0", "minimum: got 0, want 1"),
+    ("operator.awsRateLimitBurst", "101", "maximum: got 101, want 100"),
+    ("leaderElection.leaseDuration", "\"2s\"", "does not match pattern"),
+    ("leaderElection.leaseDuration", "\"2999ms\"", "does not match pattern"),
+]
+
+
+@pytest.mark.parametrize("key,value,message", LOOPING_VALUES)
+def test_values_that_would_loop_or_stall_are_refused(key, value, message):
+    # --set-json: --set would turn 0.05 into a string and "0" into a number.
+    setting = f"{key}={value}"
+    for command in ("template", "lint"):
+        args = [command, "iro", str(CHART)] if command == "template" else [command, "--strict", str(CHART)]
+        result = helm(*args, "--set-json", setting, check=False)
+        assert result.returncode != 0, f"helm {command} accepted {setting}"
+        assert message in result.stdout + result.stderr, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("key,value,env_name,env_value", [
+    ("operator.resyncPeriod", "\"1s\"", "RESYNC_PERIOD", "1s"),
+    ("operator.resyncPeriod", "\"1000ms\"", "RESYNC_PERIOD", "1000ms"),
+    ("operator.resyncPeriod", "\"1h30m\"", "RESYNC_PERIOD", "1h30m"),
+    ("operator.resyncPeriod", "\"24h\"", "RESYNC_PERIOD", "24h"),
+    ("operator.concurrency", "1", "RECONCILE_CONCURRENCY", "1"),
+    ("operator.concurrency", "64", "RECONCILE_CONCURRENCY", "64"),
+    ("operator.awsRateLimitRps", "0", "AWS_RATE_LIMIT_RPS", "0"),
+    ("operator.awsRateLimitRps", "0.1", "AWS_RATE_LIMIT_RPS", "0.1"),
+    ("operator.awsRateLimitRps", "10", "AWS_RATE_LIMIT_RPS", "10"),
+    ("operator.awsRateLimitBurst", "1", "AWS_RATE_LIMIT_BURST", "1"),
+    ("operator.awsRateLimitBurst", "100", "AWS_RATE_LIMIT_BURST", "100"),
+])
+def test_values_at_the_bounds_are_accepted(key, value, env_name, env_value):
+    assert env_of(render(["--set-json", f"{key}={value}"]))[env_name] == env_value
+
+
+@pytest.mark.parametrize("duration", ["3s", "3000ms", "15s", "1m"])
+def test_lease_durations_from_three_seconds_are_accepted(duration):
+    env = env_of(render(VALUE_SETS["ha"] + ["--set", f"leaderElection.leaseDuration={duration}"]))
+    assert env["LEASE_DURATION"] == duration
+
+
+def test_defaults_are_within_the_bounds():
+    env = env_of(render([]))
+    assert (env["RESYNC_PERIOD"], env["RECONCILE_CONCURRENCY"]) == ("10m", "4")
+    assert (env["AWS_RATE_LIMIT_RPS"], env["AWS_RATE_LIMIT_BURST"]) == ("5", "5")
+    result = helm("lint", "--strict", str(CHART))
+    assert "0 chart(s) failed" in result.stdout, result.stdout + result.stderr
+
+
 def test_service_monitor_needs_the_metrics_service():
     result = helm("template", "iro", str(CHART), "--set", "metrics.serviceMonitor.enabled=true",
                   "--set", "metrics.service.enabled=false", check=False)
