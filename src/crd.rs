@@ -36,11 +36,15 @@ const MAX_TEMPLATE_BYTES: u32 = 32 * 1024;
     printcolumn = r#"{"name":"Key","type":"string","jsonPath":".spec.integrationResponseKey"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
-#[x_kube(validation = Rule::new("!has(oldSelf.region) || has(self.region)").message("region cannot be removed once set"))]
+// A region added later could differ from the one the response was created in, and the rule on
+// the field itself would then forbid both changing and removing it: a state with no way out. So
+// whether region is set is fixed at creation.
+#[x_kube(validation = Rule::new("has(oldSelf.region) == has(self.region)").message("region can only be set when the object is created: it cannot be added or removed later (the region in use is in status.region)").field_path(".region"))]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationResponseSpec {
     /// AWS region of the API, e.g. us-east-1. Defaults to the operator's default region
-    /// (--default-region / AWS_REGION). Immutable once set.
+    /// (--default-region / AWS_REGION). Set it when creating the object or never: it cannot be
+    /// added, changed or removed later.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 32))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("region is immutable; create a new IntegrationResponse to use another region"))]

@@ -46,8 +46,9 @@ impl Target {
                     return Err(Failure::stalled(
                         "ImmutableFieldChanged",
                         format!(
-                            "spec.{field} changed from {was} to {now} after the integration response was created; \
-                             set it back, or create a new IntegrationResponse instead."
+                            "spec.{field} is {now}, but the integration response was created with {field} {was} \
+                             and cannot move. Delete this object (set deletionPolicy: Retain first to keep the \
+                             response in AWS) and create a new IntegrationResponse for {now}."
                         ),
                     ));
                 }
@@ -269,6 +270,10 @@ mod tests {
         };
         let failure = Target::resolve(&spec(), &status, None).unwrap_err();
         assert_eq!(failure.reason(), "ImmutableFieldChanged");
-        assert!(failure.message().contains("spec.apiId changed from api0 to api1"), "{}", failure.message());
+        assert!(
+            failure.message().contains("spec.apiId is api1, but the integration response was created with apiId api0"),
+            "{}",
+            failure.message()
+        );
     }
 }

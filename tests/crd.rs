@@ -120,19 +120,25 @@ fn ids_are_immutable_and_the_error_names_the_field() {
 }
 
 #[test]
-fn region_may_be_set_once_but_not_changed_or_removed() {
+fn region_is_fixed_at_creation_it_cannot_be_added_changed_or_removed() {
     let without = object(valid_spec());
     let mut spec = valid_spec();
     spec["region"] = json!("us-east-1");
     let with = object(spec.clone());
-    assert_eq!(cel(&with, Some(&without)), Ok(()), "setting a region that was absent is allowed");
+    assert_eq!(cel(&with, None), Ok(()), "set when the object is created");
+    assert_eq!(cel(&with, Some(&with)), Ok(()), "kept as it is");
+
+    // Added later it could differ from the region the response lives in, and could then be
+    // neither changed nor removed: refused at apply time instead.
+    let errors = cel(&with, Some(&without)).expect_err("added");
+    assert!(errors[0].contains("region can only be set when the object is created"), "{errors:?}");
 
     spec["region"] = json!("us-west-2");
     let errors = cel(&object(spec), Some(&with)).expect_err("changed");
     assert!(errors[0].contains("region is immutable"), "{errors:?}");
 
     let errors = cel(&without, Some(&with)).expect_err("removed");
-    assert!(errors[0].contains("region cannot be removed once set"), "{errors:?}");
+    assert!(errors[0].contains("region can only be set when the object is created"), "{errors:?}");
 }
 
 #[test]
