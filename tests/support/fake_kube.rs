@@ -83,6 +83,10 @@ impl FakeKube {
         state.events.iter().map(|e| e["reason"].as_str().unwrap_or_default().to_owned()).collect()
     }
 
+    pub fn events(&self) -> Vec<Value> {
+        self.state.lock().unwrap().events.clone()
+    }
+
     pub fn event_notes(&self) -> Vec<String> {
         let state = self.state.lock().unwrap();
         state.events.iter().map(|e| e["note"].as_str().unwrap_or_default().to_owned()).collect()
@@ -135,6 +139,19 @@ impl KubeState {
                 self.requests.push("POST event".into());
                 self.events.push(body.clone());
                 (StatusCode::CREATED, body)
+            }
+            (&Method::PATCH, p) if p.starts_with(EVENTS) => {
+                // A repeated Event: client-go style, its series is updated with a merge patch.
+                assert_eq!(content_type, "application/merge-patch+json", "event series are merge patches");
+                self.requests.push("PATCH event".into());
+                let name = p.trim_start_matches(EVENTS).trim_start_matches('/');
+                match self.events.iter_mut().find(|e| e["metadata"]["name"] == name) {
+                    Some(event) => {
+                        json_patch::merge(event, &body);
+                        (StatusCode::OK, event.clone())
+                    }
+                    None => status_error(404, "NotFound", "no such event"),
+                }
             }
             (&Method::GET, p) if p.starts_with(OBJECTS) && !p.ends_with("/status") => {
                 self.requests.push("GET object".into());
