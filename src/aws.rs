@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, RwLock, Weak};
 use std::time::Duration;
 
 use aws_config::BehaviorVersion;
@@ -175,12 +175,57 @@ fn classify(code: Option<&str>, status: u16) -> ErrorKind {
     }
 }
 
-/// One API Gateway client per region, made on first use, all sharing one pacer.
+/// One API Gateway client per region, made on first use, all sharing one pacer and one set of
+/// per-API mutation locks.
 pub struct AwsClients {
     source: ClientSource,
     by_region: RwLock<HashMap<String, Client>>,
     pacer: Arc<Pacer>,
     metrics: Arc<Metrics>,
+    mutations: Arc<MutationLocks>,
+}
+
+type ApiLock = tokio::sync::Mutex<()>;
+
+/// API Gateway applies changes to one API one at a time and answers a change that overlaps
+/// another with ConflictException ("concurrent modification"). So this process sends at most one
+/// create, update or delete per API at a time; reads and other APIs go on in parallel.
+#[derive(Default)]
+pub struct MutationLocks {
+    /// Weak, so an API nobody is changing costs one map entry until the next sweep.
+    by_api: std::sync::Mutex<HashMap<(String, String), Weak<ApiLock>>>,
+}
+
+impl MutationLocks {
+    /// Waits until no other mutation of this API is in flight in this process.
+    pub async fn lock(&self, region: &str, api_id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let lock = {
+            let mut by_api = self.by_api.lock().expect("mutation locks");
+            let key = (region.to_owned(), api_id.to_owned());
+            match by_api.get(&key).and_then(Weak::upgrade) {
+                Some(lock) => lock,
+                None => {
+                    // Sweep entries of finished mutations now and then, keeping the map small.
+                    if by_api.len() >= 64 {
+                        by_api.retain(|_, lock| lock.strong_count() > 0);
+                    }
+                    let lock = Arc::new(ApiLock::new(()));
+                    by_api.insert(key, Arc::downgrade(&lock));
+                    lock
+                }
+            }
+        };
+        lock.lock_owned().await
+    }
+
+    /// APIs with a lock entry (for tests of the sweep).
+    pub fn len(&self) -> usize {
+        self.by_api.lock().expect("mutation locks").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 enum ClientSource {
@@ -218,11 +263,17 @@ impl AwsClients {
     }
 
     fn new(source: ClientSource, pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
-        Self { source, by_region: RwLock::default(), pacer, metrics }
+        Self { source, by_region: RwLock::default(), pacer, metrics, mutations: Arc::default() }
     }
 
     pub fn for_region(&self, region: &str) -> IntegrationResponses {
-        IntegrationResponses { client: self.client(region), pacer: self.pacer.clone(), metrics: self.metrics.clone() }
+        IntegrationResponses {
+            client: self.client(region),
+            region: region.to_owned(),
+            pacer: self.pacer.clone(),
+            metrics: self.metrics.clone(),
+            mutations: self.mutations.clone(),
+        }
     }
 
     fn client(&self, region: &str) -> Client {
@@ -243,8 +294,19 @@ impl AwsClients {
 /// Integration-response calls in one region.
 pub struct IntegrationResponses {
     client: Client,
+    region: String,
     pacer: Arc<Pacer>,
     metrics: Arc<Metrics>,
+    mutations: Arc<MutationLocks>,
+}
+
+/// What a delete found.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Deleted {
+    /// The response existed and is gone now.
+    Deleted,
+    /// There was nothing to delete: the response, its integration or its API was already gone.
+    AlreadyGone,
 }
 
 impl IntegrationResponses {
@@ -325,6 +387,7 @@ impl IntegrationResponses {
             .set_response_parameters(
                 (!desired.response_parameters.is_empty()).then(|| to_hash_map(&desired.response_parameters)),
             );
+        let _serial = self.mutations.lock(&self.region, &target.api_id).await;
         let out = self.call("CreateIntegrationResponse", request.send()).await?;
         Ok(observed_from!(&out))
     }
@@ -342,25 +405,30 @@ impl IntegrationResponses {
             .set_template_selection_expression(changes.template_selection_expression.clone())
             .set_response_templates(changes.response_templates.as_ref().map(to_hash_map))
             .set_response_parameters(changes.response_parameters.as_ref().map(to_hash_map));
+        let _serial = self.mutations.lock(&self.region, &target.api_id).await;
         let out = self.call("UpdateIntegrationResponse", request.send()).await?;
         Ok(observed_from!(&out))
     }
 
-    /// Deletes the response. NotFound, of the response or of its integration or API, is success.
-    /// Any other failure is checked by reading the response back: moto answers a delete of a
-    /// missing response with an untyped HTTP 500, where AWS answers 404.
-    pub async fn delete(&self, target: &Target, id: &str) -> Result<(), AwsError> {
+    /// Deletes the response. NotFound, of the response or of its integration or API, means it
+    /// is gone. Any other failure is checked by reading the response back: moto answers a delete
+    /// of a missing response with an untyped HTTP 500, where AWS answers 404.
+    pub async fn delete(&self, target: &Target, id: &str) -> Result<Deleted, AwsError> {
         let request = self
             .client
             .delete_integration_response()
             .api_id(&target.api_id)
             .integration_id(&target.integration_id)
             .integration_response_id(id);
-        match self.call("DeleteIntegrationResponse", request.send()).await {
-            Ok(_) => Ok(()),
-            Err(err) if err.is_not_found() => Ok(()),
+        let sent = {
+            let _serial = self.mutations.lock(&self.region, &target.api_id).await;
+            self.call("DeleteIntegrationResponse", request.send()).await
+        };
+        match sent {
+            Ok(_) => Ok(Deleted::Deleted),
+            Err(err) if err.is_not_found() => Ok(Deleted::AlreadyGone),
             Err(err @ AwsError { kind: ErrorKind::ServerError, .. }) => match self.get(target, id).await {
-                Err(check) if check.is_not_found() => Ok(()),
+                Err(check) if check.is_not_found() => Ok(Deleted::AlreadyGone),
                 _ => Err(err),
             },
             Err(err) => Err(err),
@@ -386,6 +454,34 @@ mod tests {
         assert_eq!(classify(None, 404), ErrorKind::NotFound);
         assert_eq!(classify(None, 403), ErrorKind::AccessDenied);
         assert_eq!(classify(Some("SomethingNew"), 400), ErrorKind::BadRequest);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn mutations_of_one_api_take_turns_and_other_apis_go_on() {
+        let locks = Arc::new(MutationLocks::default());
+        let first = locks.lock("us-east-1", "api1").await;
+        let waiting = {
+            let locks = locks.clone();
+            tokio::spawn(async move { locks.lock("us-east-1", "api1").await })
+        };
+        // Another API, and the same API id in another region, are not held up.
+        let other = tokio::time::timeout(Duration::from_secs(1), locks.lock("us-east-1", "api2")).await;
+        assert!(other.is_ok(), "another API waits for nothing");
+        let other_region = tokio::time::timeout(Duration::from_secs(1), locks.lock("eu-west-1", "api1")).await;
+        assert!(other_region.is_ok(), "the same id in another region is another API");
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert!(!waiting.is_finished(), "a second mutation of api1 waits for the first");
+        drop(first);
+        tokio::time::timeout(Duration::from_secs(1), waiting).await.expect("released").unwrap();
+    }
+
+    #[tokio::test]
+    async fn finished_apis_are_swept_from_the_lock_map() {
+        let locks = MutationLocks::default();
+        for i in 0..500 {
+            drop(locks.lock("us-east-1", &format!("api{i}")).await);
+        }
+        assert!(locks.len() <= 64, "the map keeps only a bounded number of idle entries: {}", locks.len());
     }
 
     #[test]

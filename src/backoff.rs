@@ -72,6 +72,19 @@ impl<K: Eq + Hash + Clone> Attempts<K> {
     pub fn reset(&self, key: &K) {
         self.counts.lock().expect("attempts lock").remove(key);
     }
+
+    /// Keeps only the objects `keep` accepts (the others have left the watch).
+    pub fn retain(&self, mut keep: impl FnMut(&K) -> bool) {
+        self.counts.lock().expect("attempts lock").retain(|key, _| keep(key));
+    }
+
+    pub fn len(&self) -> usize {
+        self.counts.lock().expect("attempts lock").len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 #[cfg(test)]

@@ -29,7 +29,16 @@ impl Failure {
                     err.operation
                 ),
             },
-            ErrorKind::Conflict => Self::stalled("AlreadyExists", format!("{}: {message}", err.operation)),
+            // API Gateway answers ConflictException to a change that overlaps another change of
+            // the same API; a create that collides with an existing key is told apart by the
+            // caller, which looks the key up.
+            ErrorKind::Conflict => Self::Transient {
+                reason: "ConcurrentModification",
+                message: format!(
+                    "AWS refused {} because another change to the API was in progress; retrying with backoff.",
+                    err.operation
+                ),
+            },
             ErrorKind::BadRequest => Self::stalled(
                 "BadRequest",
                 format!(
@@ -50,11 +59,17 @@ impl Failure {
             },
             ErrorKind::ServerError => Self::Transient {
                 reason: "AwsServerError",
-                message: format!("AWS failed {}: {message}; retrying with backoff.", err.operation),
+                // No error text: it differs between attempts (request ids, transport details),
+                // and a status that changes on every retry would wake the object again. The
+                // full error is in the operator's log.
+                message: format!("AWS answered {} with a server error; retrying with backoff.", err.operation),
             },
             ErrorKind::Network => Self::Transient {
                 reason: "AwsUnreachable",
-                message: format!("{} did not complete: {message}; retrying with backoff.", err.operation),
+                message: format!(
+                    "{} did not complete (AWS unreachable or timed out); retrying with backoff.",
+                    err.operation
+                ),
             },
         }
     }
@@ -111,10 +126,16 @@ mod tests {
         let failure = Failure::from(aws(ErrorKind::AccessDenied, "AccessDeniedException: not allowed"));
         assert_eq!(failure.reason(), "AccessDenied");
         assert!(failure.message().contains("not allowed"));
+    }
 
-        let failure = Failure::from(aws(ErrorKind::Conflict, "ConflictException: exists"));
-        assert_eq!(failure.reason(), "AlreadyExists");
-        assert!(failure.is_stalled());
+    #[test]
+    fn a_conflict_is_a_concurrent_modification_retried_with_backoff() {
+        let failure = Failure::from(aws(
+            ErrorKind::Conflict,
+            "ConflictException: Unable to complete operation due to concurrent modification. Please try again later.",
+        ));
+        assert!(matches!(failure, Failure::Transient { .. }), "{failure:?}");
+        assert_eq!(failure.reason(), "ConcurrentModification");
     }
 
     #[test]
@@ -124,9 +145,11 @@ mod tests {
             (ErrorKind::ServerError, "AwsServerError"),
             (ErrorKind::Network, "AwsUnreachable"),
         ] {
-            let failure = Failure::from(aws(kind, "x"));
+            let failure = Failure::from(aws(kind, "dispatch failure: connection reset by peer (os error 104)"));
             assert!(matches!(failure, Failure::Transient { .. }), "{kind:?}");
             assert_eq!(failure.reason(), reason);
+            // Volatile error text stays out of status, so a repeated failure writes nothing.
+            assert_eq!(failure, Failure::from(aws(kind, "client error (SendRequest)")), "{kind:?}");
         }
     }
 

@@ -56,6 +56,7 @@ pub struct Metrics {
     object_states: Mutex<HashMap<String, ObjectState>>,
     leader: Gauge,
     watch_restarts: Counter,
+    event_write_failures: Counter,
 }
 
 impl Default for Metrics {
@@ -69,6 +70,7 @@ impl Default for Metrics {
             object_states: Mutex::default(),
             leader: Gauge::default(),
             watch_restarts: Counter::default(),
+            event_write_failures: Counter::default(),
         }
     }
 }
@@ -105,6 +107,11 @@ impl Metrics {
             "Watch errors and re-lists of IntegrationResponses",
             metrics.watch_restarts.clone(),
         );
+        registry.register(
+            "event_write_failures",
+            "Kubernetes Events the API server refused or did not answer (logged at warn)",
+            metrics.event_write_failures.clone(),
+        );
         for state in [ObjectState::Ready, ObjectState::Progressing, ObjectState::Stalled] {
             let _ = metrics.objects.get_or_create(&StateLabels { state: state.label() });
         }
@@ -129,8 +136,32 @@ impl Metrics {
         }
     }
 
+    /// Drops every object `keep` refuses from the state gauges (they have left the watch).
+    pub fn retain_objects(&self, mut keep: impl FnMut(&str) -> bool) {
+        let gone: Vec<String> = {
+            let states = self.object_states.lock().expect("object states lock");
+            states.keys().filter(|key| !keep(key)).cloned().collect()
+        };
+        for key in gone {
+            self.set_object_state(&key, None);
+        }
+    }
+
+    /// Objects counted in the state gauges, all states together.
+    pub fn tracked_objects(&self) -> usize {
+        self.object_states.lock().expect("object states lock").len()
+    }
+
     pub fn set_leader(&self, leader: bool) {
         self.leader.set(i64::from(leader));
+    }
+
+    pub fn count_event_failure(&self) {
+        self.event_write_failures.inc();
+    }
+
+    pub fn event_failures(&self) -> u64 {
+        self.event_write_failures.get()
     }
 
     pub fn count_watch_restart(&self) {

@@ -63,6 +63,15 @@ impl Snapshots {
         self.verified.lock().expect("verified lock").remove(object);
     }
 
+    /// Keeps only the objects `keep` accepts (the others have left the watch).
+    pub fn retain_verified(&self, mut keep: impl FnMut(&str) -> bool) {
+        self.verified.lock().expect("verified lock").retain(|object, _| keep(object));
+    }
+
+    pub fn verified_len(&self) -> usize {
+        self.verified.lock().expect("verified lock").len()
+    }
+
     /// The fingerprint of response `id` in a snapshot at most `max_age` old (taking one if
     /// needed; concurrent callers for one integration share it). `None`: not in the snapshot.
     pub async fn fingerprint(

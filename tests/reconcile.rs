@@ -329,21 +329,148 @@ async fn a_foreign_response_with_the_same_key_stalls_without_a_create() {
 }
 
 #[tokio::test]
-async fn conflict_exception_on_create_stalls_with_already_exists() {
+async fn a_conflict_on_create_with_the_key_taken_meanwhile_stalls_with_already_exists() {
     let h = Harness::new(Harness::ready_integration());
     h.reconcile().await.unwrap();
-    h.aws.fail_next(
-        "CreateIntegrationResponse",
-        error_response(409, "ConflictException", "An IntegrationResponse with key /4\\d\\d/ already exists"),
-    );
+    // Another tool creates the key between the operator's lookup and its create; AWS refuses
+    // the create with ConflictException.
+    h.aws.before_next("CreateIntegrationResponse", |state| {
+        state.insert(API, INTEGRATION, "/4\\d\\d/");
+    });
     let (err, delay) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "stalled");
+    assert_eq!(
+        h.aws.calls(),
+        ["GetIntegrationResponses", "CreateIntegrationResponse", "GetIntegrationResponses"],
+        "the key is looked up again after the conflict"
+    );
     let (stalled, reason, message) = h.condition("Stalled");
     assert_eq!((stalled.as_str(), reason.as_str()), ("True", "AlreadyExists"));
-    assert!(message.contains("already exists"), "{message}");
+    let foreign = h.aws.only_response().id;
+    assert!(message.contains(&foreign), "{message}");
     assert_eq!(h.status().pending_create_key, None, "a refused create leaves nothing to take over");
     assert!(delay >= Duration::from_secs(540));
+}
+
+#[tokio::test]
+async fn a_conflict_from_a_concurrent_change_to_the_api_is_retried_not_stalled() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.fail_next("CreateIntegrationResponse", support::fake_aws::concurrent_modification());
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "transient");
+    assert!(delay < Duration::from_secs(1), "retried with the transient backoff: {delay:?}");
+    let (ready, reason, message) = h.condition("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "ConcurrentModification"));
+    assert!(!message.contains("already has"), "no false AlreadyExists message: {message}");
+    assert_eq!(h.condition("Stalled").0, "False");
+    assert_eq!(h.status().pending_create_key, None, "409 means nothing was created");
     assert!(h.aws.responses().is_empty());
+
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.aws.responses().len(), 1);
+}
+
+#[tokio::test]
+async fn a_conflict_on_update_or_delete_is_retried() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.kube.edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": "{}"}));
+    h.aws.fail_next("UpdateIntegrationResponse", support::fake_aws::concurrent_modification());
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "transient");
+    assert_eq!(h.condition("Ready").1, "ConcurrentModification");
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").0, "True");
+
+    h.kube.request_deletion();
+    h.aws.fail_next("DeleteIntegrationResponse", support::fake_aws::concurrent_modification());
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "transient", "a deletion is not stalled for a resync period");
+    assert!(delay < Duration::from_secs(1), "{delay:?}");
+    assert!(h.kube.object().is_some());
+    h.reconcile().await.unwrap();
+    assert!(h.kube.object().is_none());
+    assert!(h.aws.responses().is_empty());
+}
+
+#[tokio::test]
+async fn one_process_sends_one_mutation_per_api_at_a_time() {
+    use integration_response_operator::aws::AwsClients;
+    use integration_response_operator::metrics::Metrics;
+    use integration_response_operator::pacing::Pacer;
+    use integration_response_operator::plan::{Desired, Target};
+
+    let aws = Harness::ready_integration();
+    aws.set(|state| {
+        state.integrations.insert((API.into(), "int2".into()));
+        state.mutation_latency = Duration::from_millis(200);
+    });
+    let clients =
+        |aws: &FakeAws| AwsClients::fixed(aws.client(), Arc::new(Pacer::unlimited()), Arc::new(Metrics::default()));
+    let desired = |key: &str| Desired {
+        key: key.into(),
+        content_handling: None,
+        template_selection_expression: None,
+        response_templates: Default::default(),
+        response_parameters: Default::default(),
+    };
+    let target = |integration: &str| Target {
+        region: "us-east-1".into(),
+        api_id: API.into(),
+        integration_id: integration.into(),
+    };
+
+    // One process: its creates on one API take turns, so AWS never sees them overlap.
+    let one = clients(&aws);
+    let (a, b) = (one.for_region("us-east-1"), one.for_region("us-east-1"));
+    let (t1, t2, d) = (target(INTEGRATION), target("int2"), desired("$default"));
+    let (first, second) = tokio::join!(a.create(&t1, &d), b.create(&t2, &d));
+    assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
+
+    // Two processes (no shared lock): AWS refuses the overlapping one, as API Gateway does.
+    let (x, y) = (clients(&aws), clients(&aws));
+    let (x, y) = (x.for_region("us-east-1"), y.for_region("us-east-1"));
+    let d = desired("/5\\d\\d/");
+    let (first, second) = tokio::join!(x.create(&t1, &d), y.create(&t2, &d));
+    let refused: Vec<_> = [first, second].into_iter().filter_map(Result::err).collect();
+    assert_eq!(refused.len(), 1, "exactly one of two overlapping creates is refused");
+    assert_eq!(refused[0].kind, integration_response_operator::aws::ErrorKind::Conflict);
+}
+
+#[tokio::test]
+async fn a_create_answered_with_proof_that_nothing_was_made_clears_the_claim() {
+    for (status, error_type) in [
+        (429, "TooManyRequestsException"),
+        (400, "BadRequestException"),
+        (403, "AccessDeniedException"),
+        (404, "NotFoundException"),
+    ] {
+        let h = Harness::new(Harness::ready_integration());
+        h.reconcile().await.unwrap();
+        h.aws.fail_next("CreateIntegrationResponse", error_response(status, error_type, "no"));
+        h.fail_and_requeue().await;
+        assert_eq!(h.status().pending_create_key, None, "{status}: the claim is cleared");
+
+        // Someone else then creates the key: it is foreign, never taken over as ours.
+        let foreign = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+        let (err, _) = h.fail_and_requeue().await;
+        assert_eq!(err.category(), "stalled", "{status}");
+        assert_eq!(h.condition("Stalled").1, "AlreadyExists", "{status}");
+        assert_eq!(h.status().integration_response_id, None, "{status}: {foreign} not taken over");
+        assert!(!h.kube.event_reasons().contains(&"TakenOver".to_owned()), "{status}");
+    }
+}
+
+#[tokio::test]
+async fn a_create_with_an_unknown_outcome_keeps_the_claim() {
+    for response in [error_response(500, "InternalServerErrorException", "oops"), moto_html_500()] {
+        let h = Harness::new(Harness::ready_integration());
+        h.reconcile().await.unwrap();
+        h.aws.fail_next("CreateIntegrationResponse", response);
+        h.fail_and_requeue().await;
+        assert_eq!(h.status().pending_create_key.as_deref(), Some("/4\\d\\d/"), "AWS may have created it");
+    }
 }
 
 #[tokio::test]
@@ -593,4 +720,116 @@ async fn a_reconcile_right_after_a_verified_write_costs_no_aws_call() {
     h.kube.edit_spec(|spec| spec["responseParameters"] = json!({}));
     h.reconcile().await.unwrap();
     assert_eq!(h.aws.calls(), ["GetIntegrationResponse", "UpdateIntegrationResponse[responseParameters]"]);
+}
+
+#[tokio::test]
+async fn a_spec_edit_whose_first_update_failed_is_reported_as_updated_not_as_drift() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.kube.edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": "{\"v\": 3}"}));
+    h.aws.fail_next("UpdateIntegrationResponse", error_response(429, "TooManyRequestsException", "slow down"));
+    h.fail_and_requeue().await;
+    assert_eq!(h.status().observed_generation, Some(2), "the failure is recorded at the new generation");
+    h.reconcile().await.unwrap();
+    assert_eq!(h.kube.event_reasons(), ["Created", "Throttled", "Updated"]);
+    assert!(!h.kube.event_reasons().contains(&"DriftCorrected".to_owned()));
+}
+
+#[tokio::test]
+async fn a_delete_that_finds_nothing_does_not_claim_to_have_deleted() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.aws.state.lock().unwrap().responses.clear();
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert!(h.kube.object().is_none());
+    assert_eq!(h.kube.event_reasons(), ["Created", "AlreadyGone"]);
+    assert!(h.kube.event_notes()[1].contains(&id) && h.kube.event_notes()[1].contains("already gone"));
+}
+
+#[tokio::test]
+async fn an_update_that_aws_applied_as_asked_keeps_the_response() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.kube.edit_spec(|spec| spec["responseParameters"] = json!({"method.response.header.Other": "'y'"}));
+    h.reconcile().await.unwrap();
+    let stored = h.aws.only_response();
+    assert_eq!(stored.id, id, "updated in place");
+    assert_eq!(stored.response_parameters.keys().collect::<Vec<_>>(), ["method.response.header.Other"]);
+    assert_eq!(h.kube.event_reasons(), ["Created", "Updated"]);
+}
+
+#[tokio::test]
+async fn an_update_whose_answer_still_differs_is_not_ready_until_aws_matches() {
+    // An API Gateway that merges maps on update: a removed parameter stays.
+    let aws = Harness::ready_integration();
+    aws.set(|state| state.merge_maps_on_update = true);
+    let h = Harness::created(aws).await;
+    let id = h.id();
+    h.kube.edit_spec(|spec| spec["responseParameters"] = json!({"method.response.header.Other": "'y'"}));
+    h.reconcile().await.unwrap();
+    let stored = h.aws.only_response();
+    assert_eq!(
+        stored.response_parameters.keys().collect::<Vec<_>>(),
+        ["method.response.header.Other"],
+        "the parameter removed from the spec is gone from AWS"
+    );
+    assert_ne!(stored.id, id, "made anew, since an update could not remove it");
+    assert_eq!(h.id(), stored.id);
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.kube.event_reasons(), ["Created", "Updated", "Replacing", "Created"]);
+    assert!(h.kube.event_notes()[2].contains("responseParameters"), "{:?}", h.kube.event_notes());
+}
+
+#[tokio::test]
+async fn objects_in_progress_stay_counted_until_they_leave_the_watch() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    assert_eq!(h.ctx.tracked(), (1, 1, 0));
+    h.aws.fail_next("DeleteIntegrationResponse", error_response(503, "ServiceUnavailableException", "later"));
+    h.kube.request_deletion();
+    h.fail_and_requeue().await;
+    let (gauged, _, attempts) = h.ctx.tracked();
+    assert_eq!((gauged, attempts), (1, 1), "a terminating object whose delete failed is still counted");
+
+    // The watch reports it gone (deleted, finalizer removed by hand, or out of the selector).
+    h.ctx.forget(Some("default"), "errors");
+    assert_eq!(h.ctx.tracked(), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_relist_forgets_objects_that_went_while_the_watch_was_down() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    assert_eq!(h.ctx.tracked().0, 1);
+    h.ctx.forget_unlisted(Some("other"), &Default::default());
+    assert_eq!(h.ctx.tracked().0, 1, "another namespace's list says nothing about this one");
+    h.ctx.forget_unlisted(None, &["default/errors".to_owned()].into());
+    assert_eq!(h.ctx.tracked().0, 1, "still listed");
+    h.ctx.forget_unlisted(Some("default"), &Default::default());
+    assert_eq!(h.ctx.tracked(), (0, 0, 0));
+}
+
+#[tokio::test]
+async fn a_repeated_event_updates_its_series_instead_of_adding_another() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    for round in 2..=3 {
+        h.kube.edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": format!("{round}")}));
+        h.aws.fail_next("UpdateIntegrationResponse", error_response(429, "TooManyRequestsException", "slow down"));
+        h.fail_and_requeue().await;
+        h.reconcile().await.unwrap();
+    }
+    // Throttled twice and Updated twice, each time with the same note: one Event each, with a
+    // series of two.
+    assert_eq!(h.kube.event_reasons(), ["Created", "Throttled", "Updated"]);
+    for reason in ["Throttled", "Updated"] {
+        let event = h.kube.events().into_iter().find(|e| e["reason"] == reason).unwrap();
+        assert_eq!(event["series"]["count"], 2, "{event}");
+        assert!(event["series"]["lastObservedTime"].is_string(), "{event}");
+    }
+    assert!(h.kube.events()[0].get("series").is_none_or(serde_json::Value::is_null), "a single Event has no series");
+    assert!(h.kube.requests().contains(&"PATCH event".to_owned()));
+    for event in h.kube.events() {
+        let name = event["metadata"]["name"].as_str().unwrap();
+        assert!(name.starts_with("errors.") && !name.ends_with('.'), "a name kube-apiserver accepts: {name}");
+        assert!(event["metadata"].get("generateName").is_none());
+        assert_eq!(event["regarding"]["namespace"], event["metadata"]["namespace"]);
+    }
 }

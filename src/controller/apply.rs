@@ -5,7 +5,7 @@ use kube::{Api, ResourceExt};
 
 use super::status::{StatusWriter, object_key, report_failure, set_phase};
 use super::{Context, events};
-use crate::aws::{ErrorKind, IntegrationResponses, Observed};
+use crate::aws::{AwsError, ErrorKind, IntegrationResponses, Observed};
 use crate::conditions::Phase;
 use crate::crd::{ADOPT_ANNOTATION, IntegrationResponse, IntegrationResponseStatus};
 use crate::failure::Failure;
@@ -123,32 +123,52 @@ impl Run<'_, '_> {
             Plan::Update(changes) => {
                 let updated = aws.update(&target, &existing.id, &changes).await;
                 self.ctx.snapshots.invalidate(&target);
-                updated.map_err(Failure::from)?;
+                let updated = updated.map_err(Failure::from)?;
                 let fields = changes.fields().join(", ");
-                // Unchanged generation: nobody edited the spec, so AWS was changed behind our back.
-                let spec_unchanged =
-                    self.obj.status.as_ref().and_then(|s| s.observed_generation) == self.obj.metadata.generation;
-                if recorded && spec_unchanged {
+                // Drift only if AWS matched this very spec before: a spec edit (whose earlier
+                // attempts may have failed) is an update the user asked for.
+                if recorded && self.in_sync_at_this_generation() {
                     let note = format!("Put back {fields} of {}, changed outside Kubernetes", existing.id);
                     self.changes.push(("DriftCorrected", note));
                 } else {
                     let note = format!("Updated {fields} of {}", existing.id);
                     self.changes.push(("Updated", note));
                 }
-                Ok(ready_message(&existing.id))
+                // AWS answers an update with the whole response. Anything that did not take (a
+                // map the service merged instead of replacing, say) cannot be fixed by sending
+                // the same update again, so the response is made anew from the spec.
+                match plan(&desired, &updated) {
+                    Plan::InSync => Ok(ready_message(&existing.id)),
+                    Plan::Update(left) => {
+                        let why = format!("AWS kept {} as it was after the update", left.fields().join(", "));
+                        self.replace(&aws, &target, &desired, &existing.id, &why).await
+                    }
+                    Plan::Replace => {
+                        self.replace(&aws, &target, &desired, &existing.id, "AWS kept contentHandlingStrategy").await
+                    }
+                }
             }
             Plan::Replace => {
-                let deleted = aws.delete(&target, &existing.id).await;
-                self.ctx.snapshots.invalidate(&target);
-                deleted.map_err(Failure::from)?;
-                let note = format!(
-                    "Deleted {} to unset contentHandlingStrategy, which AWS cannot update in place; creating it again",
-                    existing.id
-                );
-                self.changes.push(("Replacing", note));
-                self.create(&aws, &target, &desired, false).await
+                let why = "AWS cannot unset contentHandlingStrategy in place";
+                self.replace(&aws, &target, &desired, &existing.id, why).await
             }
         }
+    }
+
+    /// Deletes the response and creates it again from the spec, for changes an update cannot make.
+    async fn replace(
+        &mut self,
+        aws: &IntegrationResponses,
+        target: &Target,
+        desired: &Desired,
+        id: &str,
+        why: &str,
+    ) -> Result<String> {
+        let deleted = aws.delete(target, id).await;
+        self.ctx.snapshots.invalidate(target);
+        deleted.map_err(Failure::from)?;
+        self.changes.push(("Replacing", format!("Deleted {id} to create it again: {why}")));
+        self.create(aws, target, desired, false).await
     }
 
     /// Ready for the current generation as of the copy this pass started from.
@@ -225,21 +245,7 @@ impl Run<'_, '_> {
         self.ctx.snapshots.invalidate(target);
         let created = match created {
             Ok(created) => created,
-            Err(err) => {
-                // AWS refused the request outright, so nothing was created under that key.
-                if matches!(err.kind, ErrorKind::Conflict | ErrorKind::BadRequest | ErrorKind::AccessDenied) {
-                    self.status.pending_create_key = None;
-                }
-                if err.kind == ErrorKind::Conflict {
-                    let message = format!(
-                        "{} already has an integration response with key {}: {}. Change integrationResponseKey, or delete \
-                         the other response, or set the annotation {ADOPT_ANNOTATION}: \"true\" to take it over.",
-                        target.integration_id, desired.key, err.message
-                    );
-                    return Err(Failure::stalled("AlreadyExists", message).into());
-                }
-                return Err(Failure::from(err).into());
-            }
+            Err(err) => return Err(self.create_refused(aws, target, desired, err).await),
         };
         self.record_id(target, &created);
         let (reason, note) = if recreating {
@@ -249,6 +255,39 @@ impl Run<'_, '_> {
         };
         self.changes.push((reason, note));
         Ok(ready_message(&created.id))
+    }
+}
+
+impl Run<'_, '_> {
+    /// Turns a failed create into the failure to report. The claim (pending key) is kept only
+    /// while the outcome is unknown: an answer that proves nothing was created clears it, so the
+    /// object can never later take over a response someone else made under that key.
+    async fn create_refused(
+        &mut self,
+        aws: &IntegrationResponses,
+        target: &Target,
+        desired: &Desired,
+        err: AwsError,
+    ) -> Error {
+        match err.kind {
+            // Timeouts, dropped connections, 5xx: AWS may have created it; the next pass looks
+            // the key up.
+            ErrorKind::Network | ErrorKind::ServerError => return Failure::from(err).into(),
+            ErrorKind::Throttled | ErrorKind::NotFound | ErrorKind::BadRequest | ErrorKind::AccessDenied => {
+                self.status.pending_create_key = None;
+                return Failure::from(err).into();
+            }
+            ErrorKind::Conflict => self.status.pending_create_key = None,
+        }
+        // A conflict is either the key, taken since we looked, or another change to the API
+        // overlapping ours. Look again to tell which.
+        match aws.list(target).await {
+            Ok(responses) => match responses.iter().find(|r| r.fields.key == desired.key) {
+                Some(found) => Failure::stalled("AlreadyExists", foreign_message(found, target)).into(),
+                None => Failure::from(err).into(),
+            },
+            Err(list_err) => Failure::from(list_err).into(),
+        }
     }
 }
 

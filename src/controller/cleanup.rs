@@ -5,15 +5,17 @@ use kube::runtime::controller::Action;
 
 use super::status::{StatusWriter, object_key, report_failure};
 use super::{Context, events};
+use crate::aws::Deleted;
 use crate::crd::{DeletionPolicy, IntegrationResponse, IntegrationResponseStatus};
 use crate::failure::Failure;
+use crate::metrics::ObjectState;
 use crate::plan::Target;
 use crate::{Error, Result};
 
 pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
     let mut status = obj.status.clone().unwrap_or_default();
-    ctx.metrics.set_object_state(&object_key(obj), None);
-    ctx.snapshots.forget(&object_key(obj));
+    // Counted as in progress until the watch sees it go (see `Context::forget`).
+    ctx.metrics.set_object_state(&object_key(obj), Some(ObjectState::Progressing));
     if obj.spec.deletion_policy() == DeletionPolicy::Retain {
         if let Some(id) = &status.integration_response_id {
             events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS (deletionPolicy Retain)")).await;
@@ -21,8 +23,13 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
         return Ok(Action::await_change());
     }
     match delete_in_aws(obj, ctx, &status).await {
-        Ok(Some(id)) => {
+        Ok(Some((id, Deleted::Deleted))) => {
             events::normal(ctx, obj, "Deleted", format!("Deleted integration response {id}")).await;
+            Ok(Action::await_change())
+        }
+        Ok(Some((id, Deleted::AlreadyGone))) => {
+            let note = format!("Integration response {id} was already gone from AWS; nothing to delete");
+            events::normal(ctx, obj, "AlreadyGone", note).await;
             Ok(Action::await_change())
         }
         Ok(None) => Ok(Action::await_change()),
@@ -36,12 +43,12 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     }
 }
 
-/// Returns the id deleted, or `None` when nothing was ever created.
+/// Returns the id and what its delete found, or `None` when nothing was ever created.
 async fn delete_in_aws(
     obj: &IntegrationResponse,
     ctx: &Context,
     status: &IntegrationResponseStatus,
-) -> Result<Option<String>, Failure> {
+) -> Result<Option<(String, Deleted)>, Failure> {
     if status.integration_response_id.is_none() && status.pending_create_key.is_none() {
         return Ok(None);
     }
@@ -71,6 +78,5 @@ async fn delete_in_aws(
     };
     let deleted = aws.delete(&target, &id).await;
     ctx.snapshots.invalidate(&target);
-    deleted?;
-    Ok(Some(id))
+    Ok(Some((id, deleted?)))
 }

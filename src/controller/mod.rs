@@ -8,6 +8,7 @@ mod status;
 
 pub use events::EventRecorder;
 
+use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -61,6 +62,37 @@ impl Context {
         // integration share one snapshot per resync.
         let snapshots = Snapshots::new(settings.resync_period / 4);
         Self { client, aws, events, settings, metrics, attempts: Attempts::default(), snapshots }
+    }
+
+    /// Forgets what this process keeps about an object that has left the watch (deleted, its
+    /// finalizer removed by hand, or no longer matching the label selector), so gauges and
+    /// per-object maps count only watched objects.
+    pub fn forget(&self, namespace: Option<&str>, name: &str) {
+        let key = format!("{}/{name}", namespace.unwrap_or_default());
+        self.metrics.set_object_state(&key, None);
+        self.snapshots.forget(&key);
+        let mut object = ObjectRef::new(name);
+        if let Some(namespace) = namespace {
+            object = object.within(namespace);
+        }
+        self.attempts.reset(&object);
+    }
+
+    /// After a (re-)list, which delivers no deletions for what went while the watch was down:
+    /// forgets every object of `namespace` (all namespaces with `None`) not in `listed`
+    /// ("namespace/name" keys).
+    pub fn forget_unlisted(&self, namespace: Option<&str>, listed: &HashSet<String>) {
+        let in_scope = |key: &str| namespace.is_none_or(|ns| key.split_once('/').is_some_and(|(n, _)| n == ns));
+        let keep = |key: &str| !in_scope(key) || listed.contains(key);
+        self.metrics.retain_objects(keep);
+        self.snapshots.retain_verified(keep);
+        self.attempts
+            .retain(|object| keep(&format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name)));
+    }
+
+    /// Objects with per-object state in this process (gauges, verified marks, retry counts).
+    pub fn tracked(&self) -> (usize, usize, usize) {
+        (self.metrics.tracked_objects(), self.snapshots.verified_len(), self.attempts.len())
     }
 
     /// When to look again after a success: at the next resync slot of the object's
@@ -173,8 +205,12 @@ pub async fn run(
     };
     let synced = Arc::new(SyncTracker { pending: AtomicUsize::new(apis.len()), on_synced: Box::new(on_synced) });
     // One controller per namespace: a store can only be fed by one watcher.
-    let controllers = apis.into_iter().map(|api| {
+    let namespaces: Vec<Option<String>> =
+        if scope.namespaces.is_empty() { vec![None] } else { scope.namespaces.iter().cloned().map(Some).collect() };
+    let controllers = apis.into_iter().zip(namespaces).map(|(api, namespace)| {
         let (reader, writer) = reflector::store();
+        let listed = reader.clone();
+        let forget_ctx = ctx.clone();
         let synced = synced.clone();
         let metrics = ctx.metrics.clone();
         let mut lists = 0u32;
@@ -200,6 +236,19 @@ pub async fn run(
                 obj.annotations_mut().retain(|key, _| key == ADOPT_ANNOTATION);
             })
             .reflect(writer)
+            // After the store has taken each event: objects that leave the watch are forgotten.
+            .inspect(move |event| match event {
+                Ok(watcher::Event::Delete(obj)) => forget_ctx.forget(obj.namespace().as_deref(), &obj.name_any()),
+                Ok(watcher::Event::InitDone) => {
+                    let keys = listed
+                        .state()
+                        .iter()
+                        .map(|obj| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
+                        .collect();
+                    forget_ctx.forget_unlisted(namespace.as_deref(), &keys);
+                }
+                _ => {}
+            })
             .applied_objects();
         Controller::for_stream(stream, reader)
             .with_config(ControllerConfig::default().concurrency(concurrency))

@@ -66,6 +66,9 @@ pub async fn report_failure(
     let ready_now =
         conditions::is_true(&before.conditions, conditions::READY) && before.observed_generation == generation;
     if matches!(failure, Failure::Transient { .. }) && ready_now {
+        if obj.metadata.deletion_timestamp.is_none() {
+            ctx.metrics.set_object_state(&object_key(obj), Some(ObjectState::Ready));
+        }
         return writer.write(status).await;
     }
     let state = if failure.is_stalled() { ObjectState::Stalled } else { ObjectState::Progressing };

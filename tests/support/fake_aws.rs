@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use aws_sdk_apigatewayv2::Client;
 use aws_sdk_apigatewayv2::operation::create_integration_response::CreateIntegrationResponseOutput;
@@ -15,9 +16,15 @@ use aws_sdk_apigatewayv2::operation::get_integration_responses::GetIntegrationRe
 use aws_sdk_apigatewayv2::operation::update_integration_response::UpdateIntegrationResponseOutput;
 use aws_sdk_apigatewayv2::types::{ContentHandlingStrategy, IntegrationResponse};
 use aws_smithy_mocks::{MockResponse, RuleMode, mock, mock_client};
+use aws_smithy_runtime_api::client::http::{
+    HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
+};
+use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_runtime_api::http::StatusCode;
 use aws_smithy_types::body::SdkBody;
+use tokio::time::Instant;
 
 /// One stored integration response.
 #[derive(Clone, Debug, Default, PartialEq)]
@@ -32,6 +39,8 @@ pub struct Stored {
     pub response_parameters: BTreeMap<String, String>,
 }
 
+type Interleaved = Box<dyn FnOnce(&mut State) + Send>;
+
 #[derive(Default)]
 pub struct State {
     pub integrations: BTreeSet<(String, String)>,
@@ -39,10 +48,22 @@ pub struct State {
     next_id: u32,
     /// Scripted failures, answered before the fake's own logic, per operation name.
     failures: HashMap<&'static str, VecDeque<HttpResponse>>,
+    /// Changes made just before the next call of an operation is answered (another writer
+    /// acting between two of the operator's calls).
+    interleaved: HashMap<&'static str, VecDeque<Interleaved>>,
     /// Every call as "Operation" plus, for updates, the fields that were sent.
     pub calls: Vec<String>,
     /// GetIntegrationResponses page size, to exercise NextToken.
     pub page_size: usize,
+    /// How long a create, update or delete takes to answer. While one is in flight, another
+    /// mutation of the same API is refused with ConflictException, as API Gateway does.
+    pub mutation_latency: Duration,
+    busy_until: HashMap<String, Instant>,
+    /// Update merges maps into the stored ones instead of replacing them (keys left out of the
+    /// request stay), to show the operator does not trust an update blindly.
+    pub merge_maps_on_update: bool,
+    /// moto's behaviour: a second response with an existing key is accepted.
+    pub lenient_keys: bool,
 }
 
 #[derive(Clone)]
@@ -90,6 +111,15 @@ impl FakeAws {
         self.state.lock().unwrap().failures.entry(operation).or_default().push_back(response);
     }
 
+    /// Runs `change` on the fake's state just before the next `operation` is answered.
+    pub fn before_next(&self, operation: &'static str, change: impl FnOnce(&mut State) + Send + 'static) {
+        self.state.lock().unwrap().interleaved.entry(operation).or_default().push_back(Box::new(change));
+    }
+
+    pub fn set(&self, change: impl FnOnce(&mut State)) {
+        change(&mut self.state.lock().unwrap());
+    }
+
     pub fn responses(&self) -> Vec<Stored> {
         self.state.lock().unwrap().responses.values().cloned().collect()
     }
@@ -115,17 +145,7 @@ impl FakeAws {
 
     /// Stores a response as another tool would have created it.
     pub fn insert_foreign(&self, api_id: &str, integration_id: &str, key: &str) -> String {
-        let mut state = self.state.lock().unwrap();
-        let id = state.new_id();
-        let stored = Stored {
-            api_id: api_id.into(),
-            integration_id: integration_id.into(),
-            id: id.clone(),
-            key: key.into(),
-            ..Default::default()
-        };
-        state.responses.insert(id.clone(), stored);
-        id
+        self.state.lock().unwrap().insert(api_id, integration_id, key)
     }
 
     pub fn client(&self) -> Client {
@@ -198,7 +218,12 @@ impl FakeAws {
                 if let Err(response) = state.parent(api, int) {
                     return MockResponse::Http(response);
                 }
-                if state.responses.values().any(|r| r.api_id == api && r.integration_id == int && r.key == key) {
+                if let Err(response) = state.mutate(api) {
+                    return MockResponse::Http(response);
+                }
+                if !state.lenient_keys
+                    && state.responses.values().any(|r| r.api_id == api && r.integration_id == int && r.key == key)
+                {
                     return MockResponse::Http(error_response(
                         409,
                         "ConflictException",
@@ -217,10 +242,17 @@ impl FakeAws {
                     response_parameters: sorted(input.response_parameters()),
                 };
                 state.responses.insert(id.clone(), stored.clone());
+                // AWS answers with the whole response, as created.
                 MockResponse::Output(
                     CreateIntegrationResponseOutput::builder()
                         .integration_response_id(id)
                         .integration_response_key(&stored.key)
+                        .set_content_handling_strategy(
+                            stored.content_handling.as_deref().map(ContentHandlingStrategy::from),
+                        )
+                        .set_template_selection_expression(stored.template_selection_expression.clone())
+                        .set_response_templates(non_empty(&stored.response_templates))
+                        .set_response_parameters(non_empty(&stored.response_parameters))
                         .build(),
                 )
             })
@@ -254,6 +286,10 @@ impl FakeAws {
             if let Err(response) = state.find(api, int, id) {
                 return MockResponse::Http(response);
             }
+            if let Err(response) = state.mutate(api) {
+                return MockResponse::Http(response);
+            }
+            let merge = state.merge_maps_on_update;
             let stored = state.responses.get_mut(id).unwrap();
             if let Some(key) = input.integration_response_key() {
                 stored.key = key.into()
@@ -264,16 +300,27 @@ impl FakeAws {
             if let Some(t) = input.template_selection_expression() {
                 stored.template_selection_expression = (!t.is_empty()).then(|| t.to_owned())
             }
-            if input.response_templates().is_some() {
-                stored.response_templates = sorted(input.response_templates())
+            for (sent, kept) in [
+                (input.response_templates(), &mut stored.response_templates),
+                (input.response_parameters(), &mut stored.response_parameters),
+            ] {
+                match sent {
+                    Some(sent) if merge => kept.extend(sorted(Some(sent))),
+                    Some(sent) => *kept = sorted(Some(sent)),
+                    None => {}
+                }
             }
-            if input.response_parameters().is_some() {
-                stored.response_parameters = sorted(input.response_parameters())
-            }
+            // AWS answers with the whole response as it stands after the update.
             MockResponse::Output(
                 UpdateIntegrationResponseOutput::builder()
                     .integration_response_id(id)
                     .integration_response_key(&stored.key)
+                    .set_content_handling_strategy(
+                        stored.content_handling.as_deref().map(ContentHandlingStrategy::from),
+                    )
+                    .set_template_selection_expression(stored.template_selection_expression.clone())
+                    .set_response_templates(non_empty(&stored.response_templates))
+                    .set_response_parameters(non_empty(&stored.response_parameters))
                     .build(),
             )
         });
@@ -289,19 +336,39 @@ impl FakeAws {
                 if let Err(response) = state.find(api, int, id) {
                     return MockResponse::Http(response);
                 }
+                if let Err(response) = state.mutate(api) {
+                    return MockResponse::Http(response);
+                }
                 state.responses.remove(id);
                 MockResponse::Output(DeleteIntegrationResponseOutput::builder().build())
             })
         });
         // Retries off, as the operator configures its clients: every attempt goes through the
         // pacer and the controller's backoff.
+        let slow = SlowMutations { inner: aws_smithy_mocks::create_mock_http_client(), state: self.state.clone() };
         mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, &[&get, &list, &create, &update, &delete], |config| {
-            config.retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled())
+            config
+                .retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled())
+                .http_client(SharedHttpClient::new(slow.clone()))
         })
     }
 }
 
 impl State {
+    /// Stores a response as another tool would have created it.
+    pub fn insert(&mut self, api_id: &str, integration_id: &str, key: &str) -> String {
+        let id = self.new_id();
+        let stored = Stored {
+            api_id: api_id.into(),
+            integration_id: integration_id.into(),
+            id: id.clone(),
+            key: key.into(),
+            ..Default::default()
+        };
+        self.responses.insert(id.clone(), stored);
+        id
+    }
+
     fn new_id(&mut self) -> String {
         self.next_id += 1;
         format!("ir{:04}", self.next_id)
@@ -311,10 +378,27 @@ impl State {
         self.failures.get_mut(operation).and_then(VecDeque::pop_front)
     }
 
-    /// Logs the call and returns a scripted failure, if one is queued.
+    /// Logs the call, runs what was interleaved before it, and returns a scripted failure, if
+    /// one is queued.
     fn begin<O, E>(&mut self, operation: &'static str) -> Option<MockResponse<O, E>> {
         self.calls.push(operation.to_owned());
+        if let Some(change) = self.interleaved.get_mut(operation).and_then(VecDeque::pop_front) {
+            change(self);
+        }
         self.scripted(operation).map(MockResponse::Http)
+    }
+
+    /// A mutation of `api` starts now; refused while another is still in flight.
+    fn mutate(&mut self, api: &str) -> Result<(), HttpResponse> {
+        let now = Instant::now();
+        if self.busy_until.get(api).is_some_and(|until| now < *until) {
+            self.calls.push("ConflictException".into());
+            return Err(concurrent_modification());
+        }
+        if !self.mutation_latency.is_zero() {
+            self.busy_until.insert(api.to_owned(), now + self.mutation_latency);
+        }
+        Ok(())
     }
 
     fn parent(&self, api: &str, int: &str) -> Result<(), HttpResponse> {
@@ -343,4 +427,55 @@ fn sorted(map: Option<&HashMap<String, String>>) -> BTreeMap<String, String> {
 
 fn non_empty(map: &BTreeMap<String, String>) -> Option<HashMap<String, String>> {
     (!map.is_empty()).then(|| map.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+}
+
+/// API Gateway's answer to a change that overlaps another change of the same API.
+pub fn concurrent_modification() -> HttpResponse {
+    error_response(
+        409,
+        "ConflictException",
+        "Unable to complete operation due to concurrent modification. Please try again later.",
+    )
+}
+
+/// The mock HTTP client, with mutations (anything but GET) answered after the fake's
+/// `mutation_latency`: the fake applies a change when the call starts, and the caller sees the
+/// answer only later, which is the window in which API Gateway refuses other changes.
+#[derive(Clone, Debug)]
+struct SlowMutations {
+    inner: SharedHttpClient,
+    state: Arc<Mutex<State>>,
+}
+
+impl std::fmt::Debug for State {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("State").field("responses", &self.responses.len()).finish_non_exhaustive()
+    }
+}
+
+impl HttpClient for SlowMutations {
+    fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
+        let inner = self.inner.http_connector(settings, components);
+        SharedHttpConnector::new(SlowConnector { inner, state: self.state.clone() })
+    }
+}
+
+#[derive(Debug)]
+struct SlowConnector {
+    inner: SharedHttpConnector,
+    state: Arc<Mutex<State>>,
+}
+
+impl HttpConnector for SlowConnector {
+    fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
+        let latency =
+            if request.method() == "GET" { Duration::ZERO } else { self.state.lock().unwrap().mutation_latency };
+        let answer = self.inner.call(request);
+        HttpConnectorFuture::new(async move {
+            if !latency.is_zero() {
+                tokio::time::sleep(latency).await;
+            }
+            answer.await
+        })
+    }
 }
