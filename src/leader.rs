@@ -151,15 +151,23 @@ impl Elector {
 
     /// Renews until renewal has failed for longer than two thirds of the lease duration, then
     /// returns: the caller must stop writing at once, as another replica may take over.
+    ///
+    /// Every renewal is bounded by that deadline, counted from when the last successful renewal
+    /// was sent: a request stuck on a half-open connection or a slow connect must not keep this
+    /// replica writing after a standby may have taken the lease (it waits a full duration from
+    /// the last change it saw).
     pub async fn hold(&mut self) {
         let deadline = self.config.duration * 2 / 3;
         let mut last_renewed = Instant::now();
         loop {
             tokio::time::sleep(self.config.renew_interval()).await;
-            match self.try_acquire_or_renew().await {
-                Ok(true) => last_renewed = Instant::now(),
-                Ok(false) => return warn!("another replica holds the lease"),
-                Err(err) => warn!(%err, "could not renew the lease"),
+            let sent = Instant::now();
+            let time_left = deadline.saturating_sub(last_renewed.elapsed());
+            match tokio::time::timeout(time_left, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => last_renewed = sent,
+                Ok(Ok(false)) => return warn!("another replica holds the lease"),
+                Ok(Err(err)) => warn!(%err, "could not renew the lease"),
+                Err(_) => return warn!(?time_left, "renewing the lease did not finish in time"),
             }
             if last_renewed.elapsed() > deadline {
                 return warn!("could not renew the lease in time");
@@ -185,6 +193,31 @@ mod tests {
         assert_eq!(decide(Some(&held_by("b")), "a", true), Decision::TakeOver);
         assert_eq!(decide(Some(&held_by("")), "a", false), Decision::TakeOver, "a released lease is free");
         assert_eq!(decide(Some(&LeaseSpec::default()), "a", false), Decision::TakeOver);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_renewal_that_hangs_gives_the_lease_up_before_a_standby_could_take_it() {
+        // An API server that never answers (a half-open connection).
+        let (service, mut handle) =
+            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        tokio::spawn(async move {
+            let mut pending = Vec::new();
+            while let Some(request) = handle.next_request().await {
+                pending.push(request);
+            }
+        });
+        let config = LeaseConfig {
+            name: "l".into(),
+            namespace: "n".into(),
+            identity: "a".into(),
+            duration: Duration::from_secs(15),
+        };
+        let mut elector = Elector::new(kube::Client::new(service, "n"), config);
+        let started = Instant::now();
+        tokio::time::timeout(Duration::from_secs(60), elector.hold()).await.expect("hold returned");
+        let held = started.elapsed();
+        assert!(held <= Duration::from_secs(10), "stopped within two thirds of the lease: {held:?}");
+        assert!(held >= Duration::from_secs(5), "not before the first renewal was due: {held:?}");
     }
 
     #[test]
