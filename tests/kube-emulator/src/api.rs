@@ -15,10 +15,13 @@ use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
 
 use crate::State;
+use crate::decode;
 use crate::faults::FaultAction;
 use crate::patch;
-use crate::resources::ResourceType;
+use crate::resources::{ResourceType, Resources};
+use crate::schema::Cause;
 use crate::selector::Selector;
+use crate::validation::{self, Bad, MetaFlavour, NameRule, go_quote};
 
 pub fn router(state: Arc<State>) -> Router {
     Router::new().fallback(serve).with_state(state)
@@ -52,21 +55,36 @@ impl ApiError {
         Self::new(501, "NotImplemented", format!("kube-emulator does not implement {}", what.into()))
     }
 
+    fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, "BadRequest", message)
+    }
+
     fn not_found(rt: &ResourceType, name: &str) -> Self {
-        let mut err = Self::new(404, "NotFound", format!("{} \"{name}\" not found", rt.group_resource()));
-        err.details = Some(json!({"name": name, "group": rt.group, "kind": rt.plural}));
+        let mut err = Self::new(404, "NotFound", format!("{} {} not found", rt.group_resource(), go_quote(name)));
+        err.details = Some(details(name, rt.invalid_group(), &rt.plural, &[]));
+        err
+    }
+
+    /// 422 Invalid, as `errors.NewInvalid` builds it: the message lists each distinct error
+    /// once; the causes keep every one.
+    fn invalid(rt: &ResourceType, name: &str, causes: &[Cause]) -> Self {
+        let mut err = Self::new(422, "Invalid", validation::invalid_message(&rt.qualified_kind(), name, causes));
+        err.details = Some(details(name, rt.invalid_group(), &rt.kind, causes));
         err
     }
 
     fn conflict(rt: &ResourceType, name: &str) -> Self {
-        Self::new(
+        let mut err = Self::new(
             409,
             "Conflict",
             format!(
-                "Operation cannot be fulfilled on {} \"{name}\": the object has been modified; please apply your changes to the latest version and try again",
-                rt.group_resource()
+                "Operation cannot be fulfilled on {} {}: the object has been modified; please apply your changes to the latest version and try again",
+                rt.group_resource(),
+                go_quote(name)
             ),
-        )
+        );
+        err.details = Some(details(name, rt.invalid_group(), &rt.plural, &[]));
+        err
     }
 
     fn injected(code: u16) -> Self {
@@ -100,6 +118,32 @@ impl ApiError {
         }
         body
     }
+}
+
+/// `StatusDetails`, with Go's `omitempty`.
+fn details(name: &str, group: &str, kind: &str, causes: &[Cause]) -> Value {
+    let mut details = serde_json::Map::new();
+    for (key, value) in [("name", name), ("group", group), ("kind", kind)] {
+        if !value.is_empty() {
+            details.insert(key.into(), json!(value));
+        }
+    }
+    if !causes.is_empty() {
+        let causes: Vec<Value> = causes
+            .iter()
+            .map(|c| {
+                let mut cause = serde_json::Map::new();
+                cause.insert("reason".into(), json!(c.reason));
+                cause.insert("message".into(), json!(c.message));
+                if !c.field.is_empty() {
+                    cause.insert("field".into(), json!(c.field));
+                }
+                Value::Object(cause)
+            })
+            .collect();
+        details.insert("causes".into(), Value::Array(causes));
+    }
+    Value::Object(details)
 }
 
 impl IntoResponse for ApiError {
@@ -149,7 +193,21 @@ fn route(state: &State, path: &str) -> Result<Route, ApiError> {
         [plural, name, sub] => (*plural, Some(name.to_string()), Some(sub.to_string())),
         _ => return Err(unknown()),
     };
-    let rt = state.resources.read().unwrap().find(group, version, plural).ok_or_else(unknown)?.clone();
+    let found = state.resources.read().unwrap().find(group, version, plural).cloned();
+    let rt = match found {
+        Some(rt) => rt,
+        // A built-in resource the emulator lacks exists on the real server: say so.
+        None if Resources::is_builtin_group(group) => {
+            return Err(ApiError::not_implemented(match (group, namespace.as_deref(), &name) {
+                ("", Some(_), None) if matches!(plural, "status" | "finalize") => {
+                    format!("the {plural} subresource of namespaces")
+                }
+                ("", _, _) => format!("the resource {plural} in {version}"),
+                _ => format!("the resource {plural} in {group}/{version}"),
+            }));
+        }
+        None => return Err(unknown()),
+    };
     if rt.namespaced && namespace.is_none() && name.is_some() {
         return Err(unknown());
     }
@@ -301,7 +359,7 @@ async fn handle(
         "update" => {
             let object = parse_body(&body)?;
             let name = route.name.as_deref().unwrap();
-            update(state, rt, &namespace, name, object, status_only).map(|o| json_response(StatusCode::OK, &o))
+            update(state, rt, &namespace, name, object, status_only).map(|(code, o)| json_response(code, &o))
         }
         "patch" => {
             let name = route.name.as_deref().unwrap();
@@ -323,32 +381,59 @@ fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
         .map_err(|e| ApiError::new(400, "BadRequest", format!("the request body could not be decoded: {e}")))
 }
 
-fn selector_of(params: &HashMap<String, String>) -> Result<(Selector, Option<(String, String)>), ApiError> {
-    let labels = Selector::parse(params.get("labelSelector").map_or("", String::as_str))
-        .map_err(|e| ApiError::new(400, "BadRequest", format!("unable to parse labelSelector: {e}")))?;
-    let field = match params.get("fieldSelector").map(String::as_str).filter(|s| !s.is_empty()) {
-        None => None,
-        Some(text) => match text.split_once('=') {
-            Some((key @ ("metadata.name" | "metadata.namespace"), value)) => {
-                Some((key.to_owned(), value.trim_start_matches('=').to_owned()))
-            }
-            _ => {
+/// A field selector: `key=value`, `key==value` or `key!=value` terms, comma-separated, over the
+/// fields the real server indexes for the kind.
+pub(crate) struct FieldSelector(Vec<(String, bool, String)>);
+
+impl FieldSelector {
+    fn parse(rt: &ResourceType, text: &str) -> Result<Self, ApiError> {
+        let mut terms = Vec::new();
+        for term in text.split(',').filter(|t| !t.is_empty()) {
+            let (key, equal, value) = if let Some((k, v)) = term.split_once("!=") {
+                (k, false, v)
+            } else if let Some((k, v)) = term.split_once("==") {
+                (k, true, v)
+            } else if let Some((k, v)) = term.split_once('=') {
+                (k, true, v)
+            } else {
+                return Err(ApiError::not_implemented(format!("the field selector {text:?}")));
+            };
+            let supported = matches!(key, "metadata.name" | "metadata.namespace")
+                || (rt.builtin == Some(crate::builtin::Builtin::Event)
+                    && matches!(
+                        key,
+                        "reason"
+                            | "type"
+                            | "reportingController"
+                            | "regarding.kind"
+                            | "regarding.namespace"
+                            | "regarding.name"
+                            | "regarding.uid"
+                            | "regarding.apiVersion"
+                            | "regarding.resourceVersion"
+                            | "regarding.fieldPath"
+                    ));
+            if !supported {
                 return Err(ApiError::not_implemented(format!("the field selector {text:?}")));
             }
-        },
-    };
-    Ok((labels, field))
+            terms.push((key.to_owned(), equal, value.to_owned()));
+        }
+        Ok(Self(terms))
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        self.0.iter().all(|(key, equal, value)| {
+            let actual = key.split('.').fold(object, |o, k| &o[k]).as_str().unwrap_or("");
+            (actual == value) == *equal
+        })
+    }
 }
 
-fn field_matches(field: &Option<(String, String)>, object: &Value) -> bool {
-    match field {
-        None => true,
-        Some((key, value)) => {
-            let actual =
-                if key == "metadata.name" { &object["metadata"]["name"] } else { &object["metadata"]["namespace"] };
-            actual.as_str() == Some(value)
-        }
-    }
+fn selector_of(rt: &ResourceType, params: &HashMap<String, String>) -> Result<(Selector, FieldSelector), ApiError> {
+    let labels = Selector::parse(params.get("labelSelector").map_or("", String::as_str))
+        .map_err(|e| ApiError::new(400, "BadRequest", format!("unable to parse labelSelector: {e}")))?;
+    let field = FieldSelector::parse(rt, params.get("fieldSelector").map_or("", String::as_str))?;
+    Ok((labels, field))
 }
 
 fn list(
@@ -360,12 +445,12 @@ fn list(
     if params.get("resourceVersionMatch").is_some_and(|m| m == "Exact") {
         return Err(ApiError::not_implemented("lists at an exact resourceVersion"));
     }
-    let (labels, field) = selector_of(params)?;
+    let (labels, field) = selector_of(rt, params)?;
     let store = state.store.lock().unwrap();
     let matching: Vec<Value> = store
         .list(&rt.plural, namespace)
         .into_iter()
-        .filter(|o| labels.matches(o) && field_matches(&field, o))
+        .filter(|o| labels.matches(o) && field.matches(o))
         .cloned()
         .collect();
     // Pages: `continue` is "<resourceVersion>:<offset>".
@@ -400,14 +485,14 @@ fn watch(
     if params.get("sendInitialEvents").is_some_and(|v| v == "true") {
         return Err(ApiError::not_implemented("streaming lists (sendInitialEvents=true)"));
     }
-    let (labels, field) = selector_of(params)?;
+    let (labels, field) = selector_of(rt, params)?;
     let timeout = params.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800);
     let bookmarks = params.get("allowWatchBookmarks").is_some_and(|v| v == "true");
     let since = params.get("resourceVersion").and_then(|rv| rv.parse::<u64>().ok()).filter(|rv| *rv > 0);
     let visible = {
         let namespace = namespace.clone();
         move |ns: &str, object: &Value| {
-            namespace.as_deref().is_none_or(|n| n == ns) && labels.matches(object) && field_matches(&field, object)
+            namespace.as_deref().is_none_or(|n| n == ns) && labels.matches(object) && field.matches(object)
         }
     };
     let plural = rt.plural.clone();
@@ -505,23 +590,68 @@ fn translate<'a>(
 
 fn check_type(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
     if object["apiVersion"] != rt.api_version().as_str() || object["kind"] != rt.kind.as_str() {
-        return Err(ApiError::new(
-            400,
-            "BadRequest",
-            format!(
-                "the API version in the data ({}) does not match the expected API version ({})",
-                object["apiVersion"],
-                rt.api_version()
-            ),
-        ));
+        return Err(ApiError::bad_request(format!(
+            "the API version in the data ({}) does not match the expected API version ({})",
+            object["apiVersion"],
+            rt.api_version()
+        )));
     }
     Ok(())
+}
+
+/// Decodes a body as the real server's JSON decoder does: built-in kinds into their Go structs,
+/// custom resources' metadata into `ObjectMeta`. Unknown fields of built-in kinds are dropped.
+fn decode_object(rt: &ResourceType, object: &mut Value) -> Result<(), String> {
+    match rt.builtin {
+        Some(builtin) => decode::decode_object(object, builtin.shape()).map_err(|e| e.0),
+        None => match object.get_mut("metadata") {
+            // schemaobjectmeta.Coerce: `metadata: Invalid value: <metadata>: <error>`.
+            Some(metadata) => {
+                let original = metadata.clone();
+                decode::decode_metadata(metadata)
+                    .map_err(|e| format!("metadata: Invalid value: {}: {}", validation::go_json(&original), e.0))
+            }
+            None => Ok(()),
+        },
+    }
+}
+
+/// A request body that does not decode is a 400, as `transformDecodeError` words it.
+fn decode_body(rt: &ResourceType, object: &mut Value) -> Result<(), ApiError> {
+    decode_object(rt, object).map_err(|e| {
+        ApiError::bad_request(format!(
+            "{} in version {} cannot be handled as a {}: {e}",
+            rt.kind,
+            go_quote(&rt.version),
+            rt.kind
+        ))
+    })
+}
+
+/// A patch whose result does not decode is a 422 naming the patched object, as the patch
+/// handler words it (`errors.NewInvalid(schema.GroupKind{}, "", ...)`: no kind, no name). The
+/// object's JSON here has this emulator's field order, not Go's.
+fn decode_patched(rt: &ResourceType, object: &mut Value) -> Result<(), ApiError> {
+    let rendered = object.to_string();
+    decode_object(rt, object).map_err(|e| {
+        let causes = [Cause::invalid("patch", Bad::Str(&rendered), &e)];
+        let mut err = ApiError::new(422, "Invalid", validation::invalid_message("", "", &causes));
+        err.details = Some(details("", "", "", &causes));
+        err
+    })
+}
+
+fn unsupported_fields(rt: &ResourceType, object: &Value) -> Result<(), ApiError> {
+    match rt.builtin.and_then(|b| b.unsupported(object)) {
+        Some(what) => Err(ApiError::not_implemented(what)),
+        None => Ok(()),
+    }
 }
 
 /// Omits empty metadata collections, as the real server stores them.
 fn normalize(object: &mut Value) {
     if let Some(metadata) = object["metadata"].as_object_mut() {
-        for key in ["finalizers", "labels", "annotations", "managedFields"] {
+        for key in ["finalizers", "labels", "annotations", "managedFields", "ownerReferences"] {
             let empty = match metadata.get(key) {
                 Some(Value::Array(a)) => a.is_empty(),
                 Some(Value::Object(o)) => o.is_empty(),
@@ -535,59 +665,78 @@ fn normalize(object: &mut Value) {
     }
 }
 
-fn validate(rt: &ResourceType, object: &mut Value, old: Option<&Value>, name: &str) -> Result<(), ApiError> {
+/// The schema of a custom resource: pruning, then OpenAPI and CEL validation.
+fn schema_causes(rt: &ResourceType, object: &mut Value, old: Option<&Value>) -> Vec<Cause> {
     let Some(schema) = &rt.schema else {
-        return Ok(());
+        return Vec::new();
     };
     schema.prune(object);
-    schema.validate(object, old).map_err(|causes| {
-        let mut err = ApiError::new(422, "Invalid", schema.invalid_message(name, &causes));
-        err.details = Some(json!({
-            "name": name, "group": rt.group, "kind": rt.kind,
-            "causes": causes.iter().map(|c| json!({"reason": c.reason, "message": c.message, "field": c.field})).collect::<Vec<_>>(),
-        }));
-        err
-    })
+    schema.validate(object, old).err().unwrap_or_default()
+}
+
+/// Create validation: the kind's strategy (metadata included) then, for custom resources, the
+/// schema; all errors in one 422.
+fn validate_create(rt: &ResourceType, object: &mut Value, name: &str) -> Result<(), ApiError> {
+    let mut causes = match rt.builtin {
+        Some(builtin) => builtin.validate_create(object),
+        None => validation::object_meta_create(object, NameRule::DnsSubdomain, MetaFlavour::Apimachinery),
+    };
+    causes.extend(schema_causes(rt, object, None));
+    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(rt, name, &causes)) }
+}
+
+/// Update validation; `causes` holds what was found before system fields were restored.
+fn validate_update(
+    rt: &ResourceType,
+    new: &mut Value,
+    old: &Value,
+    name: &str,
+    mut causes: Vec<Cause>,
+) -> Result<(), ApiError> {
+    causes.extend(match rt.builtin {
+        Some(builtin) => builtin.validate_update(new, old),
+        None => validation::object_meta_update(new, old, MetaFlavour::Apimachinery),
+    });
+    causes.extend(schema_causes(rt, new, Some(old)));
+    if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(rt, name, &causes)) }
 }
 
 pub(crate) fn create(state: &State, rt: &ResourceType, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
     check_type(rt, &object)?;
+    decode_body(rt, &mut object)?;
+    unsupported_fields(rt, &object)?;
     let mut store = state.store.lock().unwrap();
+    store_new(&mut store, rt, namespace, object)
+}
+
+/// The create path after decoding: namespace, name generation, system fields, the strategy's
+/// preparation, validation, then the store (409 if the name is taken).
+fn store_new(
+    store: &mut crate::store::Store,
+    rt: &ResourceType,
+    namespace: &str,
+    mut object: Value,
+) -> Result<Value, ApiError> {
     if rt.namespaced && store.get("namespaces", "", namespace).is_none() {
-        return Err(ApiError::new(404, "NotFound", format!("namespaces \"{namespace}\" not found")));
+        return Err(ApiError::new(404, "NotFound", format!("namespaces {} not found", go_quote(namespace))));
     }
-    let metadata =
-        object["metadata"].as_object_mut().ok_or_else(|| ApiError::new(400, "BadRequest", "metadata is required"))?;
-    let name =
-        match (metadata.get("name").and_then(Value::as_str), metadata.get("generateName").and_then(Value::as_str)) {
-            (Some(name), _) if !name.is_empty() => name.to_owned(),
-            (_, Some(prefix)) => format!("{prefix}{:05x}", rand::random::<u32>() & 0xfffff),
-            _ => {
-                return Err(ApiError::new(
-                    422,
-                    "Invalid",
-                    format!(
-                        "{} \"\" is invalid: metadata.name: Required value: name or generateName is required",
-                        rt.kind
-                    ),
-                ));
-            }
-        };
-    if let Some(ns) = metadata.get("namespace").and_then(Value::as_str)
-        && rt.namespaced
-        && ns != namespace
-    {
-        return Err(ApiError::new(
-            400,
-            "BadRequest",
-            "the namespace of the provided object does not match the namespace sent on the request",
-        ));
+    if !object["metadata"].is_object() {
+        object["metadata"] = json!({});
     }
-    if store.get(&rt.plural, if rt.namespaced { namespace } else { "" }, &name).is_some() {
-        let mut err = ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", rt.group_resource()));
-        err.details = Some(json!({"name": name, "group": rt.group, "kind": rt.plural}));
-        return Err(err);
+    let metadata = object["metadata"].as_object_mut().unwrap();
+    match metadata.get("namespace").and_then(Value::as_str).filter(|ns| !ns.is_empty()) {
+        Some(ns) if rt.namespaced && ns != namespace => {
+            return Err(ApiError::bad_request(
+                "the namespace of the provided object does not match the namespace sent on the request",
+            ));
+        }
+        _ => {}
     }
+    let generate_name = metadata.get("generateName").and_then(Value::as_str).unwrap_or("").to_owned();
+    let name = match metadata.get("name").and_then(Value::as_str).unwrap_or("") {
+        "" if !generate_name.is_empty() => validation::generate_name(&generate_name),
+        name => name.to_owned(),
+    };
     for system in [
         "uid",
         "resourceVersion",
@@ -596,10 +745,14 @@ pub(crate) fn create(state: &State, rt: &ResourceType, namespace: &str, mut obje
         "deletionGracePeriodSeconds",
         "generation",
         "managedFields",
+        "selfLink",
+        "namespace",
     ] {
         metadata.remove(system);
     }
-    metadata.insert("name".into(), json!(name));
+    if !name.is_empty() {
+        metadata.insert("name".into(), json!(name));
+    }
     if rt.namespaced {
         metadata.insert("namespace".into(), json!(namespace));
     }
@@ -611,11 +764,21 @@ pub(crate) fn create(state: &State, rt: &ResourceType, namespace: &str, mut obje
     if rt.status_subresource {
         object.as_object_mut().unwrap().remove("status");
     }
+    if let Some(builtin) = rt.builtin {
+        builtin.prepare_for_create(&mut object, &name);
+    }
     normalize(&mut object);
-    validate(rt, &mut object, None, &name)?;
+    validate_create(rt, &mut object, &name)?;
+    let key_ns = if rt.namespaced { namespace } else { "" };
+    if store.get(&rt.plural, key_ns, &name).is_some() {
+        let mut err =
+            ApiError::new(409, "AlreadyExists", format!("{} {} already exists", rt.group_resource(), go_quote(&name)));
+        err.details = Some(details(&name, rt.invalid_group(), &rt.plural, &[]));
+        return Err(err);
+    }
     let rv = store.next_resource_version();
     object["metadata"]["resourceVersion"] = json!(rv.to_string());
-    store.put(&rt.plural, if rt.namespaced { namespace } else { "" }, &name, object.clone());
+    store.put(&rt.plural, key_ns, &name, object.clone());
     Ok(object)
 }
 
@@ -639,14 +802,37 @@ fn commit(
     mut new: Value,
     status_only: bool,
 ) -> Result<Value, ApiError> {
-    if new["metadata"]["name"].as_str().is_some_and(|n| n != name) {
-        return Err(ApiError::new(400, "BadRequest", "the name of the object does not match the name on the URL"));
+    // checkName.
+    let new_name = new["metadata"]["name"].as_str().unwrap_or("");
+    if new_name != name {
+        return Err(ApiError::bad_request(format!(
+            "the name of the object ({new_name}) does not match the name on the URL ({name})"
+        )));
     }
-    if let Some(rv) = new["metadata"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty())
-        && Some(rv) != old["metadata"]["resourceVersion"].as_str()
+    if rt.namespaced
+        && let Some(ns) = new["metadata"]["namespace"].as_str().filter(|ns| !ns.is_empty() && *ns != namespace)
     {
-        return Err(ApiError::conflict(rt, name));
+        return Err(ApiError::bad_request(format!(
+            "the namespace of the object ({ns}) does not match the namespace on the request ({namespace})"
+        )));
     }
+    // A resourceVersion in the body (PUT, or kept or set by a patch) is a precondition.
+    match new["metadata"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty()) {
+        Some(rv) if Some(rv) != old["metadata"]["resourceVersion"].as_str() => {
+            return Err(ApiError::conflict(rt, name));
+        }
+        Some(_) => {}
+        None if rt.allow_unconditional_update() => {}
+        None => {
+            // The generic store's words; its "kind" is the resource.
+            let causes = [Cause::invalid("metadata.resourceVersion", Bad::Int(0), "must be specified for an update")];
+            let mut err =
+                ApiError::new(422, "Invalid", validation::invalid_message(&rt.group_resource(), name, &causes));
+            err.details = Some(details(name, &rt.group, &rt.plural, &causes));
+            return Err(err);
+        }
+    }
+    let mut early_causes = Vec::new();
     if status_only {
         // The status subresource changes status only.
         let status = new.get("status").cloned();
@@ -662,6 +848,7 @@ fn commit(
             new["metadata"]["managedFields"] = managed;
         }
     } else {
+        early_causes = validation::immutable_system_fields(&new, old);
         if rt.status_subresource {
             match old.get("status") {
                 Some(status) => new["status"] = status.clone(),
@@ -670,8 +857,7 @@ fn commit(
                 }
             }
         }
-        let metadata =
-            new["metadata"].as_object_mut().ok_or_else(|| ApiError::new(400, "BadRequest", "metadata is required"))?;
+        let metadata = new["metadata"].as_object_mut().ok_or_else(|| ApiError::bad_request("metadata is required"))?;
         for system in [
             "uid",
             "creationTimestamp",
@@ -680,6 +866,8 @@ fn commit(
             "generation",
             "namespace",
             "name",
+            "generateName",
+            "selfLink",
         ] {
             match old["metadata"].get(system) {
                 Some(value) => metadata.insert(system.into(), value.clone()),
@@ -691,6 +879,9 @@ fn commit(
         {
             metadata.insert("managedFields".into(), managed.clone());
         }
+        if let Some(builtin) = rt.builtin {
+            builtin.prepare_for_update(&mut new, old, name);
+        }
     }
     let deleting = old["metadata"].get("deletionTimestamp").is_some();
     let finalizers = |o: &Value| -> Vec<String> {
@@ -701,24 +892,13 @@ fn commit(
             .filter_map(|f| f.as_str().map(str::to_owned))
             .collect()
     };
-    let added: Vec<String> = finalizers(&new).into_iter().filter(|f| !finalizers(old).contains(f)).collect();
-    if deleting && !added.is_empty() {
-        return Err(ApiError::new(
-            422,
-            "Invalid",
-            format!(
-                "{} \"{name}\" is invalid: metadata.finalizers: Forbidden: no new finalizers can be added if the object is being deleted, found new finalizers {added:?}",
-                rt.kind
-            ),
-        ));
-    }
     if rt.generation {
         let content = |o: &Value| stripped(o, &["metadata", "status"]);
         let generation = old["metadata"]["generation"].as_i64().unwrap_or(1);
         new["metadata"]["generation"] = json!(if content(&new) != content(old) { generation + 1 } else { generation });
     }
     normalize(&mut new);
-    validate(rt, &mut new, Some(old), name)?;
+    validate_update(rt, &mut new, old, name, early_causes)?;
     let without_rv = |o: &Value| {
         let mut copy = o.clone();
         copy["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
@@ -746,18 +926,58 @@ fn stored(store: &crate::store::Store, rt: &ResourceType, namespace: &str, name:
         .ok_or_else(|| ApiError::not_found(rt, name))
 }
 
+/// PUT: an update, or a create for kinds whose strategy allows it (201 then).
 fn update(
     state: &State,
     rt: &ResourceType,
     namespace: &str,
     name: &str,
-    object: Value,
+    mut object: Value,
     status_only: bool,
-) -> Result<Value, ApiError> {
+) -> Result<(StatusCode, Value), ApiError> {
     check_type(rt, &object)?;
+    decode_body(rt, &mut object)?;
+    unsupported_fields(rt, &object)?;
     let mut store = state.store.lock().unwrap();
-    let old = stored(&store, rt, namespace, name)?;
-    commit(&mut store, rt, namespace, name, &old, object, status_only)
+    let old = match stored(&store, rt, namespace, name) {
+        Ok(old) => old,
+        Err(_) if rt.allow_create_on_update() && !status_only => {
+            let object_name = object["metadata"]["name"].as_str().unwrap_or("");
+            if object_name != name {
+                return Err(ApiError::bad_request(format!(
+                    "the name of the object ({object_name}) does not match the name on the URL ({name})"
+                )));
+            }
+            if let Some(metadata) = object["metadata"].as_object_mut() {
+                metadata.remove("resourceVersion");
+            }
+            return store_new(&mut store, rt, namespace, object).map(|o| (StatusCode::CREATED, o));
+        }
+        Err(err) => return Err(err),
+    };
+    commit(&mut store, rt, namespace, name, &old, object, status_only).map(|o| (StatusCode::OK, o))
+}
+
+/// Keys of a strategic merge patch that a JSON merge patch would apply differently: directives
+/// (`$patch`, `$retainKeys`, `$setElementOrder/...`, `$deleteFromPrimitiveList/...`) and the
+/// metadata lists whose patch strategy is "merge".
+fn strategic_only(patch: &Value) -> Option<String> {
+    fn directive(value: &Value, path: &str) -> Option<String> {
+        match value {
+            Value::Object(map) => map.iter().find_map(|(k, v)| {
+                if k.starts_with('$') { Some(format!("{path}{k}")) } else { directive(v, &format!("{path}{k}.")) }
+            }),
+            Value::Array(items) => items.iter().find_map(|v| directive(v, path)),
+            _ => None,
+        }
+    }
+    if let Some(found) = directive(patch, "") {
+        return Some(format!("the strategic merge patch directive {found}"));
+    }
+    ["finalizers", "ownerReferences"]
+        .into_iter()
+        .find(|k| patch["metadata"].get(*k).is_some())
+        .map(|k| format!("strategic merge patches of metadata.{k} (merged by key on the real server)"))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -775,8 +995,18 @@ fn patch_object(
     let mut store = state.store.lock().unwrap();
     let old = stored(&store, rt, namespace, name)?;
     let media = content_type.split(';').next().unwrap_or("").trim();
-    let new = match media {
+    let mut new = match media {
         "application/merge-patch+json" => {
+            let mut new = old.clone();
+            patch::merge(&mut new, &patch);
+            new
+        }
+        // Built-in kinds accept strategic merge patches; for the fields of Events, Leases and
+        // Namespaces (scalars and plain objects) they apply as a JSON merge patch does.
+        "application/strategic-merge-patch+json" if rt.builtin.is_some() => {
+            if let Some(what) = strategic_only(&patch) {
+                return Err(ApiError::not_implemented(what));
+            }
             let mut new = old.clone();
             patch::merge(&mut new, &patch);
             new
@@ -792,11 +1022,17 @@ fn patch_object(
             let manager = params
                 .get("fieldManager")
                 .filter(|m| !m.is_empty())
-                .ok_or_else(|| ApiError::new(400, "BadRequest", "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?;
+                .ok_or_else(|| ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?;
             let force = params.get("force").is_some_and(|f| f == "true");
-            patch::apply_status(&old, &patch, manager, force, &now()).map_err(|e| ApiError::new(409, "Conflict", e))?
+            let mut new = patch::apply_status(&old, &patch, manager, force, &now())
+                .map_err(|e| ApiError::new(409, "Conflict", e))?;
+            // A resourceVersion in the applied configuration is a precondition.
+            if let Some(rv) = patch["metadata"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty()) {
+                new["metadata"]["resourceVersion"] = json!(rv);
+            }
+            new
         }
-        "application/strategic-merge-patch+json" if rt.schema.is_some() => {
+        "application/strategic-merge-patch+json" => {
             return Err(ApiError::new(
                 415,
                 "UnsupportedMediaType",
@@ -807,6 +1043,8 @@ fn patch_object(
             return Err(ApiError::not_implemented(format!("patches of type {other:?} on {}", rt.plural)));
         }
     };
+    decode_patched(rt, &mut new)?;
+    unsupported_fields(rt, &new)?;
     commit(&mut store, rt, namespace, name, &old, new, status_only)
 }
 

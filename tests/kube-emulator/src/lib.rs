@@ -4,17 +4,21 @@
 //! uses: its custom resource (from the CRD files), namespaces, `events.k8s.io/v1` Events and
 //! `coordination.k8s.io/v1` Leases. It follows kube-apiserver's documented behaviour for those
 //! (resourceVersion and generation, finalizers, the status subresource, watch with 410 Gone,
-//! JSON/merge patch, server-side apply of status, schema and CEL validation), and answers
-//! anything else with 501 naming what is missing, never with a made-up success.
+//! JSON/merge patch, server-side apply of status, schema and CEL validation, and the built-in
+//! kinds' own decoding and validation with the real server's wording), and answers anything
+//! else with 501 naming what is missing, never with a made-up success.
 //! Differences from the real server are listed in `tests/README.md`.
 
 pub mod api;
+pub mod builtin;
+pub mod decode;
 pub mod faults;
 pub mod patch;
 pub mod resources;
 pub mod schema;
 pub mod selector;
 pub mod store;
+pub mod validation;
 
 use std::net::SocketAddr;
 use std::path::Path;

@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use serde_json::Value;
 
+use crate::builtin::Builtin;
 use crate::schema::Schema;
 
 #[derive(Clone)]
@@ -19,6 +20,8 @@ pub struct ResourceType {
     /// status changes, and when deletion starts.
     pub generation: bool,
     pub schema: Option<Arc<Schema>>,
+    /// The built-in kinds' own rules; `None` for custom resources.
+    pub builtin: Option<Builtin>,
 }
 
 impl ResourceType {
@@ -27,8 +30,38 @@ impl ResourceType {
     }
 
     /// `integrationresponses.apigatewayv2.aws.operator.rs`, as error messages name it.
+    /// `events.k8s.io` Events are served by the core Event storage, which names itself
+    /// `events`.
     pub fn group_resource(&self) -> String {
-        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
+        if self.group.is_empty() || self.builtin == Some(Builtin::Event) {
+            self.plural.clone()
+        } else {
+            format!("{}.{}", self.plural, self.group)
+        }
+    }
+
+    /// The group that 422 messages and details name: the internal type's, which for Events
+    /// is the core group (`Event "x" is invalid`).
+    pub fn invalid_group(&self) -> &str {
+        if self.builtin == Some(Builtin::Event) { "" } else { &self.group }
+    }
+
+    /// `Lease.coordination.k8s.io`, `Event`, `IntegrationResponse.apigatewayv2.aws.operator.rs`.
+    pub fn qualified_kind(&self) -> String {
+        match self.invalid_group() {
+            "" => self.kind.clone(),
+            group => format!("{}.{group}", self.kind),
+        }
+    }
+
+    /// `AllowCreateOnUpdate` of the registry strategy.
+    pub fn allow_create_on_update(&self) -> bool {
+        self.builtin.is_some_and(Builtin::allow_create_on_update)
+    }
+
+    /// `AllowUnconditionalUpdate`: custom resources need a resourceVersion on update.
+    pub fn allow_unconditional_update(&self) -> bool {
+        self.builtin.is_some_and(Builtin::allow_unconditional_update)
     }
 
     fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
@@ -41,6 +74,7 @@ impl ResourceType {
             status_subresource: false,
             generation: false,
             schema: None,
+            builtin: Builtin::of(group, kind),
         }
     }
 }
@@ -85,7 +119,8 @@ impl Resources {
                 namespaced,
                 status_subresource: version["subresources"].get("status").is_some(),
                 generation: true,
-                schema: Some(Arc::new(Schema::new(openapi, &kind, &group)?)),
+                schema: Some(Arc::new(Schema::new(openapi, &kind)?)),
+                builtin: None,
             });
         }
         Ok(())
@@ -97,5 +132,13 @@ impl Resources {
 
     pub fn find(&self, group: &str, version: &str, plural: &str) -> Option<&ResourceType> {
         self.types.iter().find(|t| t.group == group && t.version == version && t.plural == plural)
+    }
+
+    /// Groups kube-apiserver itself serves: a resource of theirs the emulator does not have is
+    /// one it does not implement (501), not one that does not exist (404).
+    pub fn is_builtin_group(group: &str) -> bool {
+        group.is_empty()
+            || group.ends_with(".k8s.io")
+            || matches!(group, "apps" | "batch" | "autoscaling" | "policy" | "extensions")
     }
 }

@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-/// One field error, in the words kube-apiserver uses.
+/// One field error, in the words kube-apiserver uses: a `StatusCause` (`reason`, `field`, and
+/// `message` without the field, as `field.Error.ErrorBody`); `text()` is `<field>: <message>`.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Cause {
     /// FieldValueRequired, FieldValueNotSupported, FieldValueInvalid, FieldValueTooLong, ...
@@ -15,19 +16,17 @@ pub struct Cause {
 pub struct Schema {
     openapi: Value,
     validator: jsonschema::Validator,
-    kind: String,
-    group: String,
 }
 
 impl Schema {
-    pub fn new(openapi: Value, kind: &str, group: &str) -> Result<Self, String> {
+    pub fn new(openapi: Value, kind: &str) -> Result<Self, String> {
         let mut as_json_schema = openapi.clone();
         nullable_to_json_schema(&mut as_json_schema);
         let validator = jsonschema::options()
             .with_draft(jsonschema::Draft::Draft4)
             .build(&as_json_schema)
             .map_err(|e| format!("CRD schema of {kind} is not a valid schema: {e}"))?;
-        Ok(Self { openapi, validator, kind: kind.into(), group: group.into() })
+        Ok(Self { openapi, validator })
     }
 
     /// Drops fields the schema does not declare, as the API server does for structural schemas.
@@ -60,19 +59,12 @@ impl Schema {
                     let type_name = value.as_ref().map_or("object", json_type);
                     Cause {
                         reason: "FieldValueInvalid",
-                        message: format!("{}: Invalid value: \"{type_name}\": {}", e.field_path, e.message),
+                        message: format!("Invalid value: \"{type_name}\": {}", e.message),
                         field: e.field_path,
                     }
                 })
                 .collect()
         })
-    }
-
-    /// The 422 message: `Kind.group "name" is invalid: <cause>` (several in brackets).
-    pub fn invalid_message(&self, name: &str, causes: &[Cause]) -> String {
-        let list: Vec<_> = causes.iter().map(|c| c.message.as_str()).collect();
-        let joined = if list.len() == 1 { list[0].to_owned() } else { format!("[{}]", list.join(", ")) };
-        format!("{}.{} \"{name}\" is invalid: {joined}", self.kind, self.group)
     }
 }
 
@@ -97,7 +89,7 @@ fn json_type(value: &Value) -> &'static str {
 
 fn quoted(value: &Value) -> String {
     match value {
-        Value::String(s) => format!("{s:?}"),
+        Value::String(s) => crate::validation::go_quote(s),
         other => other.to_string(),
     }
 }
@@ -111,52 +103,44 @@ fn cause_from(error: &jsonschema::ValidationError<'_>, object: &Value) -> Cause 
         Kind::Required { property } => {
             let name = property.as_str().unwrap_or_default();
             let field = if field.is_empty() { name.to_owned() } else { format!("{field}.{name}") };
-            Cause { reason: "FieldValueRequired", message: format!("{field}: Required value"), field }
+            Cause { reason: "FieldValueRequired", message: "Required value".into(), field }
         }
         Kind::Enum { options } => {
             let supported: Vec<_> = options.as_array().into_iter().flatten().map(quoted).collect();
             Cause {
                 reason: "FieldValueNotSupported",
-                message: format!(
-                    "{field}: Unsupported value: {}: supported values: {}",
-                    quoted(&value),
-                    supported.join(", ")
-                ),
+                message: format!("Unsupported value: {}: supported values: {}", quoted(&value), supported.join(", ")),
                 field,
             }
         }
         Kind::MaxLength { limit } => Cause {
             reason: "FieldValueTooLong",
-            message: format!("{field}: Too long: may not be more than {limit} bytes"),
+            message: format!("Too long: may not be more than {limit} bytes"),
             field,
         },
         Kind::MinLength { limit } => Cause {
             reason: "FieldValueInvalid",
             message: format!(
-                "{field}: Invalid value: {}: {field} in body should be at least {limit} chars long",
+                "Invalid value: {}: {field} in body should be at least {limit} chars long",
                 quoted(&value)
             ),
             field,
         },
-        Kind::MaxProperties { limit } => Cause {
-            reason: "FieldValueTooMany",
-            message: format!("{field}: Too many: must have at most {limit} items"),
-            field,
-        },
+        Kind::MaxProperties { limit } => {
+            Cause { reason: "FieldValueTooMany", message: format!("Too many: must have at most {limit} items"), field }
+        }
         Kind::Type { .. } => Cause {
             reason: "FieldValueTypeInvalid",
             message: format!(
-                "{field}: Invalid value: {}: {field} in body must be of type {}",
+                "Invalid value: {}: {field} in body must be of type {}",
                 quoted(&value),
                 expected_type(error)
             ),
             field,
         },
-        _ => Cause {
-            reason: "FieldValueInvalid",
-            message: format!("{field}: Invalid value: {}: {error}", quoted(&value)),
-            field,
-        },
+        _ => {
+            Cause { reason: "FieldValueInvalid", message: format!("Invalid value: {}: {error}", quoted(&value)), field }
+        }
     }
 }
 

@@ -131,6 +131,7 @@ impl Store {
             "kind": "Namespace",
             "metadata": {
                 "name": name,
+                "labels": {"kubernetes.io/metadata.name": name},
                 "uid": crate::api::new_uid(),
                 "resourceVersion": rv.to_string(),
                 "creationTimestamp": crate::api::now(),
