@@ -163,9 +163,13 @@ pub struct IntegrationResponseStatus {
     /// Integration the response was created under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub integration_id: Option<String>,
-    /// Set just before CreateIntegrationResponse is sent, to the key being created; cleared once
-    /// the id is recorded. After a crash it tells the operator to look the response up by this
-    /// key instead of creating a second one.
+    /// A create in flight: written (conditionally on the object's resourceVersion) just before
+    /// CreateIntegrationResponse is sent, cleared once the id is recorded or AWS's answer proves
+    /// nothing was made. After a crash it tells the operator to look the response up by key
+    /// instead of creating a second one; another operator instance that finds a fresh claim waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending_create: Option<PendingCreate>,
+    /// The claim as written by earlier versions (key only). Still read; never written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_create_key: Option<String>,
     /// The metadata.generation that the conditions describe.
@@ -175,6 +179,18 @@ pub struct IntegrationResponseStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(schema_with = "conditions_schema")]
     pub conditions: Vec<Condition>,
+}
+
+/// Who is creating which key, since when.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PendingCreate {
+    /// The integrationResponseKey being created.
+    pub key: String,
+    /// The operator instance (pod name) that sent the create.
+    pub holder: String,
+    /// When the claim was taken (RFC 3339).
+    pub since: String,
 }
 
 /// One kstatus-compatible condition.
@@ -215,6 +231,21 @@ impl IntegrationResponseSpec {
 impl IntegrationResponseStatus {
     pub fn condition(&self, type_: &str) -> Option<&Condition> {
         self.conditions.iter().find(|c| c.type_ == type_)
+    }
+
+    /// The key of a create in flight, from the claim or its older key-only form.
+    pub fn claimed_key(&self) -> Option<&str> {
+        self.pending_create.as_ref().map(|c| c.key.as_str()).or(self.pending_create_key.as_deref())
+    }
+
+    pub fn claim(&mut self, key: &str, holder: &str, since: String) {
+        self.pending_create = Some(PendingCreate { key: key.to_owned(), holder: holder.to_owned(), since });
+        self.pending_create_key = None;
+    }
+
+    pub fn clear_claim(&mut self) {
+        self.pending_create = None;
+        self.pending_create_key = None;
     }
 }
 

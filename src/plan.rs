@@ -35,7 +35,7 @@ impl Target {
             api_id: spec.api_id.clone(),
             integration_id: spec.integration_id.clone(),
         };
-        if status.integration_response_id.is_some() || status.pending_create_key.is_some() {
+        if status.integration_response_id.is_some() || status.claimed_key().is_some() {
             let recorded = [
                 ("region", status.region.as_deref(), &target.region),
                 ("apiId", status.api_id.as_deref(), &target.api_id),

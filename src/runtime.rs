@@ -35,7 +35,13 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     let pacer = Arc::new(Pacer::new(args.aws_rps, args.aws_burst));
     let aws = AwsClients::from_env(pacer, metrics.clone()).await;
     let events = EventRecorder::new(client.clone(), "integration-response-operator", &identity);
-    let settings = Settings { default_region: args.default_region.clone(), resync_period: args.resync_period };
+    let settings = Settings {
+        default_region: args.default_region.clone(),
+        resync_period: args.resync_period,
+        identity: identity.clone(),
+        // Twice the lease: a writer that lost its lease has stopped by then.
+        claim_timeout: args.lease_duration * 2,
+    };
     let ctx = Arc::new(Context::new(client.clone(), aws, events, settings, metrics.clone()));
 
     let admin_state = Arc::new(AdminState { registry, ready: AtomicBool::new(false) });

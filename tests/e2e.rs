@@ -245,7 +245,7 @@ async fn a_crash_between_the_create_and_the_status_write_makes_no_duplicate() {
     first.wait_exit(Duration::from_secs(5)).await.expect("killed");
     let status = stack.api().get("errors").await.unwrap().status.unwrap();
     assert_eq!(status.integration_response_id, None, "the id was never written");
-    assert_eq!(status.pending_create_key.as_deref(), Some("/4\\d\\d/"));
+    assert_eq!(status.claimed_key(), Some("/4\\d\\d/"));
 
     stack.emulator.faults().clear();
     let second = stack.operator(&[]);

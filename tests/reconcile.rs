@@ -133,7 +133,7 @@ async fn create_records_the_pending_key_first_then_the_id_and_goes_ready() {
 
     let status = h.status();
     assert_eq!(status.integration_response_id.as_deref(), Some(stored.id.as_str()));
-    assert_eq!(status.pending_create_key, None);
+    assert_eq!(status.claimed_key(), None);
     assert_eq!((status.region.as_deref(), status.api_id.as_deref()), (Some("us-east-1"), Some(API)));
     assert_eq!(status.observed_generation, Some(1));
     assert_eq!(h.condition("Ready").0, "True");
@@ -348,7 +348,7 @@ async fn a_conflict_on_create_with_the_key_taken_meanwhile_stalls_with_already_e
     assert_eq!((stalled.as_str(), reason.as_str()), ("True", "AlreadyExists"));
     let foreign = h.aws.only_response().id;
     assert!(message.contains(&foreign), "{message}");
-    assert_eq!(h.status().pending_create_key, None, "a refused create leaves nothing to take over");
+    assert_eq!(h.status().claimed_key(), None, "a refused create leaves nothing to take over");
     assert!(delay >= Duration::from_secs(540));
 }
 
@@ -364,7 +364,7 @@ async fn a_conflict_from_a_concurrent_change_to_the_api_is_retried_not_stalled()
     assert_eq!((ready.as_str(), reason.as_str()), ("False", "ConcurrentModification"));
     assert!(!message.contains("already has"), "no false AlreadyExists message: {message}");
     assert_eq!(h.condition("Stalled").0, "False");
-    assert_eq!(h.status().pending_create_key, None, "409 means nothing was created");
+    assert_eq!(h.status().claimed_key(), None, "409 means nothing was created");
     assert!(h.aws.responses().is_empty());
 
     h.reconcile().await.unwrap();
@@ -450,7 +450,7 @@ async fn a_create_answered_with_proof_that_nothing_was_made_clears_the_claim() {
         h.reconcile().await.unwrap();
         h.aws.fail_next("CreateIntegrationResponse", error_response(status, error_type, "no"));
         h.fail_and_requeue().await;
-        assert_eq!(h.status().pending_create_key, None, "{status}: the claim is cleared");
+        assert_eq!(h.status().claimed_key(), None, "{status}: the claim is cleared");
 
         // Someone else then creates the key: it is foreign, never taken over as ours.
         let foreign = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
@@ -469,7 +469,7 @@ async fn a_create_with_an_unknown_outcome_keeps_the_claim() {
         h.reconcile().await.unwrap();
         h.aws.fail_next("CreateIntegrationResponse", response);
         h.fail_and_requeue().await;
-        assert_eq!(h.status().pending_create_key.as_deref(), Some("/4\\d\\d/"), "AWS may have created it");
+        assert_eq!(h.status().claimed_key(), Some("/4\\d\\d/"), "AWS may have created it");
     }
 }
 
@@ -492,7 +492,7 @@ async fn a_restart_after_an_unrecorded_create_takes_over_instead_of_creating_twi
     let err = h.reconcile().await.expect_err("status write failed");
     assert_eq!(err.category(), "kube_error");
     assert_eq!(h.aws.responses().len(), 4);
-    assert_eq!(h.status().pending_create_key.as_deref(), Some("/4\\d\\d/"));
+    assert_eq!(h.status().claimed_key(), Some("/4\\d\\d/"));
     assert_eq!(h.status().integration_response_id, None);
 
     // A new process: nothing in memory, only what the API server stored.
@@ -504,7 +504,7 @@ async fn a_restart_after_an_unrecorded_create_takes_over_instead_of_creating_twi
     let ours: Vec<_> = restarted.aws.responses().into_iter().filter(|r| r.key == "/4\\d\\d/").collect();
     assert_eq!(ours.len(), 1);
     assert_eq!(restarted.id(), ours[0].id);
-    assert_eq!(restarted.status().pending_create_key, None);
+    assert_eq!(restarted.status().claimed_key(), None);
     assert_eq!(restarted.condition("Ready").0, "True");
     assert!(restarted.kube.event_reasons().contains(&"TakenOver".to_owned()));
 }
@@ -604,7 +604,7 @@ async fn a_missing_integration_waits_slowly_then_creates_once_it_appears() {
     let (ready, reason, _) = h.condition("Ready");
     assert_eq!((ready.as_str(), reason.as_str()), ("False", "DependencyNotFound"));
     assert_eq!(h.condition("Stalled").0, "False");
-    assert_eq!(h.status().pending_create_key, None);
+    assert_eq!(h.status().claimed_key(), None);
     let (_, second) = h.fail_and_requeue().await;
     assert!(second >= Duration::from_secs(30), "slower the second time: {second:?}");
 
@@ -832,4 +832,112 @@ async fn a_repeated_event_updates_its_series_instead_of_adding_another() {
         assert!(event["metadata"].get("generateName").is_none());
         assert_eq!(event["regarding"]["namespace"], event["metadata"]["namespace"]);
     }
+}
+
+/// A second operator instance (another process) on the same objects and AWS.
+fn second_instance(h: &Harness, identity: &str) -> Harness {
+    Harness { kube: h.kube.clone(), aws: h.aws.clone(), ctx: support::context_as(&h.kube, &h.aws, identity) }
+}
+
+#[tokio::test]
+async fn a_writer_with_a_stale_copy_is_refused_and_never_erases_the_id() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    let stale = h.object(); // finalizer, no status: what a lagging second instance still holds
+    h.reconcile().await.unwrap();
+    let id = h.id();
+
+    let b = second_instance(&h, "b");
+    let result = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(stale), b.ctx.clone())).await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert_eq!(h.id(), id, "the id written by the first instance stays");
+    assert_eq!(h.aws.responses().len(), 1, "no second response");
+    assert!(h.kube.requests().iter().any(|r| r == "GET object"), "re-read after the refused write");
+}
+
+#[tokio::test]
+async fn a_fresh_claim_of_another_instance_makes_the_second_wait_instead_of_creating() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    let stale = h.object();
+    // The first instance's create is in flight: AWS made it, the reply is lost (500).
+    h.aws.before_next("CreateIntegrationResponse", |state| {
+        state.insert(API, INTEGRATION, "/4\\d\\d/");
+    });
+    h.aws.fail_next("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "lost"));
+    h.fail_and_requeue().await;
+    let claim = h.status().pending_create.expect("claim kept");
+    assert_eq!((claim.key.as_str(), claim.holder.as_str()), ("/4\\d\\d/", "test"));
+
+    let b = second_instance(&h, "b");
+    h.aws.clear_calls();
+    let err = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(stale), b.ctx.clone()))
+        .await
+        .unwrap()
+        .expect_err("waits");
+    assert_eq!(err.failure().map(|f| f.reason()), Some("CreateInProgress"));
+    assert!(!h.aws.calls().iter().any(|c| c.starts_with("Create")), "{:?}", h.aws.calls());
+    assert_eq!(h.status().pending_create.unwrap().holder, "test", "the claim is not taken");
+
+    // The first instance finishes by taking its own response over.
+    h.reconcile().await.unwrap();
+    assert_eq!(h.aws.responses().len(), 1);
+    assert_eq!(h.id(), h.aws.only_response().id);
+}
+
+#[tokio::test]
+async fn an_old_claim_of_another_instance_is_taken_over_by_key() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.before_next("CreateIntegrationResponse", |state| {
+        state.insert(API, INTEGRATION, "/4\\d\\d/");
+    });
+    h.aws.fail_next("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "lost"));
+    h.fail_and_requeue().await;
+
+    // The claim's holder crashed: an instance whose claim timeout has passed takes over.
+    let kube = h.kube.clone();
+    let b = {
+        let ctx = support::context_as(&kube, &h.aws, "b");
+        let mut settings = ctx.settings.clone();
+        settings.claim_timeout = Duration::ZERO;
+        let metrics = Arc::new(integration_response_operator::metrics::Metrics::default());
+        let clients = integration_response_operator::aws::AwsClients::fixed(
+            h.aws.client(),
+            Arc::new(integration_response_operator::pacing::Pacer::unlimited()),
+            metrics.clone(),
+        );
+        let events = integration_response_operator::controller::EventRecorder::new(kube.client(), "iro", "b");
+        Harness {
+            kube: kube.clone(),
+            aws: h.aws.clone(),
+            ctx: Arc::new(Context::new(kube.client(), clients, events, settings, metrics)),
+        }
+    };
+    b.reconcile().await.unwrap();
+    assert_eq!(h.aws.responses().len(), 1, "taken over, not created twice");
+    assert_eq!(h.id(), h.aws.only_response().id);
+    assert!(h.kube.event_reasons().contains(&"TakenOver".to_owned()));
+}
+
+#[tokio::test]
+async fn adopting_a_response_another_object_records_stalls_with_already_managed() {
+    let aws = Harness::ready_integration();
+    let owned = aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    let mut object = support::integration_response("errors", API, INTEGRATION);
+    object.metadata.annotations = Some([("apigatewayv2.aws.operator.rs/adopt".to_owned(), "true".to_owned())].into());
+    let h = Harness::with_object(aws, object);
+    let owner_id = owned.clone();
+    h.ctx.set_owner_lookup(Box::new(move |id, api, except| {
+        (id == owner_id && api == API && except != "one/a").then(|| "one/a".to_owned())
+    }));
+    h.reconcile().await.unwrap();
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let (stalled, reason, message) = h.condition("Stalled");
+    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "AlreadyManaged"));
+    assert!(message.contains("one/a") && message.contains(&owned), "{message}");
+    assert!(delay >= Duration::from_secs(540));
+    assert_eq!(h.status().integration_response_id, None);
+    assert!(!h.aws.calls().iter().any(|c| c.starts_with("Update")), "the other object's response is left alone");
 }

@@ -1,10 +1,11 @@
 //! The apply path: find or create the response, then bring it in line with the spec.
 
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::status::{StatusWriter, object_key, report_failure, set_phase};
-use super::{Context, events};
+use super::{Context, Settings, events};
 use crate::aws::{AwsError, ErrorKind, IntegrationResponses, Observed};
 use crate::conditions::Phase;
 use crate::crd::{ADOPT_ANNOTATION, IntegrationResponse, IntegrationResponseStatus};
@@ -17,14 +18,21 @@ pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrati
     // The cached copy can predate our own last status write (the watch delivers our writes one
     // by one). With a create pending, acting on such a copy would look like a crash recovery, so
     // read the object fresh in that one state.
-    let fresh;
-    let obj = match &obj.status {
-        Some(status) if status.pending_create_key.is_some() && status.integration_response_id.is_none() => {
-            fresh = api.get(&obj.name_any()).await?;
-            &fresh
+    let claimed = obj.status.as_ref().is_some_and(|s| s.claimed_key().is_some() && s.integration_response_id.is_none());
+    let fresh = if claimed { Some(api.get(&obj.name_any()).await?) } else { None };
+    match apply_once(fresh.as_ref().unwrap_or(obj), ctx, api).await {
+        // Every status write is conditional on the copy it was computed from: another writer
+        // (or our own write the watch has not delivered yet) moved the object on. Decide again
+        // from the object as it is now.
+        Err(Error::Kube(kube::Error::Api(status))) if status.code == 409 => {
+            let fresh = api.get(&obj.name_any()).await?;
+            apply_once(&fresh, ctx, api).await
         }
-        _ => obj,
-    };
+        result => result,
+    }
+}
+
+async fn apply_once(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
     let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status, changes: Vec::new() };
@@ -188,9 +196,14 @@ impl Run<'_, '_> {
         target: &Target,
         desired: &Desired,
     ) -> Result<Option<Observed>> {
+        // Another instance's fresh claim: it is creating this very response now. Creating or
+        // taking over by key here could make a second one or steal a half-made one.
+        if let Some(waiting) = claim_of_another(self.status, &self.ctx.settings) {
+            return Err(waiting.into());
+        }
         let responses = aws.list(target).await.map_err(Failure::from)?;
         let by_key = |key: &str| responses.iter().find(|r| r.fields.key == key).cloned();
-        if let Some(found) = self.status.pending_create_key.as_deref().and_then(by_key) {
+        if let Some(found) = self.status.claimed_key().and_then(by_key) {
             let note =
                 format!("Took over {} (key {}), created before its id could be recorded", found.id, found.fields.key);
             self.record_id(target, &found);
@@ -201,11 +214,26 @@ impl Run<'_, '_> {
             return Ok(None);
         };
         if self.obj.annotations().get(ADOPT_ANNOTATION).map(String::as_str) == Some("true") {
+            // One response, one owner: two objects adopting one response would overwrite each
+            // other's fields in AWS on every resync.
+            if let Some(owner) = self.ctx.owner_of(&found.id, &target.api_id, &object_key(self.obj)) {
+                self.status.clear_claim();
+                return Err(Failure::stalled(
+                    "AlreadyManaged",
+                    format!(
+                        "Integration response {} (key {}) is already managed by IntegrationResponse {owner}; \
+                         an integration response can have only one owner. Change integrationResponseKey, or delete \
+                         {owner} (with deletionPolicy: Retain) before adopting it here.",
+                        found.id, found.fields.key
+                    ),
+                )
+                .into());
+            }
             self.record_id(target, &found);
             self.changes.push(("Adopted", format!("Adopted existing integration response {}", found.id)));
             return Ok(Some(found));
         }
-        self.status.pending_create_key = None;
+        self.status.clear_claim();
         Err(Failure::stalled("AlreadyExists", foreign_message(&found, target)).into())
     }
 
@@ -213,7 +241,7 @@ impl Run<'_, '_> {
     /// pending key stays stored, so a crash in between still finds the response by key.
     fn record_id(&mut self, target: &Target, found: &Observed) {
         self.status.integration_response_id = Some(found.id.clone());
-        self.status.pending_create_key = None;
+        self.status.clear_claim();
         self.record_target(target);
     }
 
@@ -233,7 +261,7 @@ impl Run<'_, '_> {
         recreating: bool,
     ) -> Result<String> {
         self.status.integration_response_id = None;
-        self.status.pending_create_key = Some(desired.key.clone());
+        self.status.claim(&desired.key, &self.ctx.settings.identity, now_rfc3339());
         self.record_target(target);
         let phase =
             Phase::Progressing { reason: "Creating", message: "Creating the integration response in AWS.".into() };
@@ -274,10 +302,10 @@ impl Run<'_, '_> {
             // the key up.
             ErrorKind::Network | ErrorKind::ServerError => return Failure::from(err).into(),
             ErrorKind::Throttled | ErrorKind::NotFound | ErrorKind::BadRequest | ErrorKind::AccessDenied => {
-                self.status.pending_create_key = None;
+                self.status.clear_claim();
                 return Failure::from(err).into();
             }
-            ErrorKind::Conflict => self.status.pending_create_key = None,
+            ErrorKind::Conflict => self.status.clear_claim(),
         }
         // A conflict is either the key, taken since we looked, or another change to the API
         // overlapping ours. Look again to tell which.
@@ -289,6 +317,30 @@ impl Run<'_, '_> {
             Err(list_err) => Failure::from(list_err).into(),
         }
     }
+}
+
+/// Whole seconds, rounded down so a claim never looks younger than it is.
+fn now_rfc3339() -> String {
+    let now = Timestamp::now();
+    Timestamp::from_second(now.as_second()).unwrap_or(now).to_string()
+}
+
+/// A claim of another instance that is younger than the claim timeout, as a failure that
+/// retries later; `None` when there is no claim, it is ours, or it is old enough to be taken
+/// over (its writer crashed or lost its lease). Claims without a holder come from earlier
+/// versions, which ran one writer: they are treated as our own.
+pub(super) fn claim_of_another(status: &IntegrationResponseStatus, settings: &Settings) -> Option<Failure> {
+    let claim = status.pending_create.as_ref().filter(|c| c.holder != settings.identity)?;
+    let since: Timestamp = claim.since.parse().ok()?;
+    let age = Timestamp::now().duration_since(since);
+    let timeout = SignedDuration::try_from(settings.claim_timeout).unwrap_or(SignedDuration::MAX);
+    (age < timeout).then(|| Failure::Transient {
+        reason: "CreateInProgress",
+        message: format!(
+            "Operator instance {} has been creating this response (key {}) since {}; waiting for it to finish.",
+            claim.holder, claim.key, claim.since
+        ),
+    })
 }
 
 fn ready_message(id: &str) -> String {

@@ -1,8 +1,9 @@
 //! The cleanup path: delete in AWS (unless Retain), then the finalizer goes.
 
-use kube::Api;
 use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
 
+use super::apply::claim_of_another;
 use super::status::{StatusWriter, object_key, report_failure};
 use super::{Context, events};
 use crate::aws::Deleted;
@@ -21,6 +22,22 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
             events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS (deletionPolicy Retain)")).await;
         }
         return Ok(Action::await_change());
+    }
+    // A copy that shows nothing created may predate our own last write (the watch lags): read
+    // it fresh before letting the finalizer go, so a response just made is not leaked.
+    let fresh;
+    let obj = if status.integration_response_id.is_none() && status.claimed_key().is_none() {
+        fresh = api.get(&obj.name_any()).await?;
+        status = fresh.status.clone().unwrap_or_default();
+        &fresh
+    } else {
+        obj
+    };
+    // Another instance is creating it right now: deleting by key could miss its create.
+    if let Some(waiting) = claim_of_another(&status, &ctx.settings) {
+        let mut writer = StatusWriter::new(api, obj);
+        report_failure(ctx, obj, &mut writer, &mut status, &waiting).await?;
+        return Err(Error::Failure(waiting));
     }
     match delete_in_aws(obj, ctx, &status).await {
         Ok(Some((id, Deleted::Deleted))) => {
@@ -49,7 +66,7 @@ async fn delete_in_aws(
     ctx: &Context,
     status: &IntegrationResponseStatus,
 ) -> Result<Option<(String, Deleted)>, Failure> {
-    if status.integration_response_id.is_none() && status.pending_create_key.is_none() {
+    if status.integration_response_id.is_none() && status.claimed_key().is_none() {
         return Ok(None);
     }
     // Where it was created, as recorded; the spec is only a fallback.
@@ -63,11 +80,11 @@ async fn delete_in_aws(
         integration_id: status.integration_id.clone().unwrap_or_else(|| obj.spec.integration_id.clone()),
     };
     let aws = ctx.aws.for_region(&target.region);
-    let id = match (&status.integration_response_id, &status.pending_create_key) {
+    let id = match (&status.integration_response_id, status.claimed_key()) {
         (Some(id), _) => id.clone(),
         // A create was sent but its id never recorded: it may exist under the pending key.
         (None, Some(key)) => match aws.list(&target).await {
-            Ok(responses) => match responses.into_iter().find(|r| &r.fields.key == key) {
+            Ok(responses) => match responses.into_iter().find(|r| r.fields.key == key) {
                 Some(found) => found.id,
                 None => return Ok(None),
             },

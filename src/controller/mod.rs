@@ -19,7 +19,7 @@ use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{WatchStreamExt, watcher};
+use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, info_span, warn};
 
@@ -37,6 +37,10 @@ use crate::{Error, Result};
 pub struct Settings {
     pub default_region: Option<String>,
     pub resync_period: Duration,
+    /// This instance's name in create claims (the pod name).
+    pub identity: String,
+    /// A claim of another instance older than this is taken to be from a crashed writer.
+    pub claim_timeout: Duration,
 }
 
 /// Shared by every reconcile.
@@ -48,7 +52,13 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     attempts: Attempts<ObjectRef<IntegrationResponse>>,
     pub(crate) snapshots: Snapshots,
+    /// Which watched object records a response id (set once the watches run).
+    owners: std::sync::OnceLock<OwnerLookup>,
 }
+
+/// Finds the watched object ("namespace/name") that records the response `id` on API `api_id`,
+/// other than the object `except`.
+pub type OwnerLookup = Box<dyn Fn(&str, &str, &str) -> Option<String> + Send + Sync>;
 
 impl Context {
     pub fn new(
@@ -61,7 +71,27 @@ impl Context {
         // A quarter of the resync period covers its ±10% jitter window, so the objects of one
         // integration share one snapshot per resync.
         let snapshots = Snapshots::new(settings.resync_period / 4);
-        Self { client, aws, events, settings, metrics, attempts: Attempts::default(), snapshots }
+        Self {
+            client,
+            aws,
+            events,
+            settings,
+            metrics,
+            attempts: Attempts::default(),
+            snapshots,
+            owners: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Sets how adoption finds other objects recording a response (the watch caches in
+    /// production; tests hand in their own). Only the first call counts.
+    pub fn set_owner_lookup(&self, lookup: OwnerLookup) {
+        let _ = self.owners.set(lookup);
+    }
+
+    /// The other object ("namespace/name") that already records response `id` on `api_id`.
+    pub fn owner_of(&self, id: &str, api_id: &str, except: &str) -> Option<String> {
+        self.owners.get().and_then(|lookup| lookup(id, api_id, except))
     }
 
     /// Forgets what this process keeps about an object that has left the watch (deleted, its
@@ -207,8 +237,21 @@ pub async fn run(
     // One controller per namespace: a store can only be fed by one watcher.
     let namespaces: Vec<Option<String>> =
         if scope.namespaces.is_empty() { vec![None] } else { scope.namespaces.iter().cloned().map(Some).collect() };
-    let controllers = apis.into_iter().zip(namespaces).map(|(api, namespace)| {
-        let (reader, writer) = reflector::store();
+    let stores: Vec<_> = apis.iter().map(|_| reflector::store::<DeserializeGuard<IntegrationResponse>>()).collect();
+    let readers: Vec<_> = stores.iter().map(|(reader, _)| reader.clone()).collect();
+    ctx.set_owner_lookup(Box::new(move |id, api_id, except| {
+        readers.iter().flat_map(|reader| reader.state()).find_map(|guarded| {
+            let obj = guarded.0.as_ref().ok()?;
+            let status = obj.status.as_ref()?;
+            let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+            (status.integration_response_id.as_deref() == Some(id)
+                && status.api_id.as_deref() == Some(api_id)
+                && key != except
+                && obj.metadata.deletion_timestamp.is_none())
+            .then_some(key)
+        })
+    }));
+    let controllers = apis.into_iter().zip(namespaces).zip(stores).map(|((api, namespace), (reader, writer))| {
         let listed = reader.clone();
         let forget_ctx = ctx.clone();
         let synced = synced.clone();
@@ -249,7 +292,11 @@ pub async fn run(
                 }
                 _ => {}
             })
-            .applied_objects();
+            .applied_objects()
+            // Our own status writes come back as watch events; reconciling on them would retry
+            // failures at once, whatever their backoff says. Only what the user or the API
+            // server's deletion machinery changes starts a reconcile.
+            .predicate_filter(reconcile_trigger, PredicateConfig::default());
         Controller::for_stream(stream, reader)
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown.clone().requested())
@@ -258,6 +305,16 @@ pub async fn run(
     });
     futures::future::join_all(controllers).await;
 }
+/// What of an object starts a reconcile when it changes: the spec (generation), deletion,
+/// finalizers and the adopt annotation. Status is left out: it is the operator's own output.
+pub fn reconcile_trigger(obj: &DeserializeGuard<IntegrationResponse>) -> Option<u64> {
+    let meta = obj.meta();
+    let adopt = meta.annotations.as_ref().and_then(|a| a.get(ADOPT_ANNOTATION));
+    let mut hasher = std::hash::DefaultHasher::new();
+    (meta.generation, meta.deletion_timestamp.is_some(), &meta.finalizers, adopt).hash(&mut hasher);
+    Some(hasher.finish())
+}
+
 /// Calls `on_synced` once the last of several watches has listed its objects.
 struct SyncTracker {
     pending: AtomicUsize,
@@ -268,6 +325,44 @@ impl SyncTracker {
     fn listed(&self) {
         if self.pending.fetch_sub(1, Ordering::AcqRel) == 1 {
             (self.on_synced)();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn guarded(edit: impl FnOnce(&mut serde_json::Value)) -> DeserializeGuard<IntegrationResponse> {
+        let mut object = serde_json::json!({
+            "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1",
+            "kind": "IntegrationResponse",
+            "metadata": {"name": "a", "namespace": "ns", "generation": 1, "resourceVersion": "7",
+                         "finalizers": [FINALIZER]},
+            "spec": {"apiId": "api", "integrationId": "int", "integrationResponseKey": "$default"},
+        });
+        edit(&mut object);
+        serde_json::from_value(object).unwrap()
+    }
+
+    #[test]
+    fn status_writes_do_not_trigger_a_reconcile_but_user_changes_do() {
+        let base = reconcile_trigger(&guarded(|_| {}));
+        let status_only = guarded(|o| {
+            o["metadata"]["resourceVersion"] = "8".into();
+            o["status"] = serde_json::json!({"conditions": [], "integrationResponseId": "x"});
+        });
+        assert_eq!(reconcile_trigger(&status_only), base, "our own status write");
+        let other_annotation = guarded(|o| o["metadata"]["annotations"] = serde_json::json!({"note": "x"}));
+        assert_eq!(reconcile_trigger(&other_annotation), base, "annotations the operator does not read");
+
+        for (what, changed) in [
+            ("spec", guarded(|o| o["metadata"]["generation"] = 2.into())),
+            ("deletion", guarded(|o| o["metadata"]["deletionTimestamp"] = "2026-11-29T00:00:00Z".into())),
+            ("finalizers", guarded(|o| o["metadata"]["finalizers"] = serde_json::json!([]))),
+            ("adopt", guarded(|o| o["metadata"]["annotations"] = serde_json::json!({ADOPT_ANNOTATION: "true"}))),
+        ] {
+            assert_ne!(reconcile_trigger(&changed), base, "{what} starts a reconcile");
         }
     }
 }

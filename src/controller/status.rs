@@ -18,15 +18,25 @@ pub fn object_key(obj: &IntegrationResponse) -> String {
 
 /// Applies status for one object; remembers what it last wrote so an unchanged status is never
 /// written twice (a steady object costs no API server writes).
+///
+/// Each write carries the resourceVersion of the copy it was computed from (then of its own
+/// last write) as a precondition, so a writer working from a stale copy gets 409 Conflict
+/// instead of overwriting what it did not see: an id, once written, is never erased that way.
 pub struct StatusWriter<'a> {
     api: &'a Api<IntegrationResponse>,
     name: String,
     last: IntegrationResponseStatus,
+    resource_version: Option<String>,
 }
 
 impl<'a> StatusWriter<'a> {
     pub fn new(api: &'a Api<IntegrationResponse>, obj: &IntegrationResponse) -> Self {
-        Self { api, name: obj.name_any(), last: obj.status.clone().unwrap_or_default() }
+        Self {
+            api,
+            name: obj.name_any(),
+            last: obj.status.clone().unwrap_or_default(),
+            resource_version: obj.resource_version(),
+        }
     }
 
     pub async fn write(&mut self, status: &IntegrationResponseStatus) -> Result<(), kube::Error> {
@@ -37,9 +47,12 @@ impl<'a> StatusWriter<'a> {
         let patch = json!({
             "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1",
             "kind": "IntegrationResponse",
+            "metadata": {"resourceVersion": self.resource_version},
             "status": status,
         });
-        self.api.patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
+        let written =
+            self.api.patch_status(&self.name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await?;
+        self.resource_version = written.resource_version();
         self.last = status.clone();
         Ok(())
     }

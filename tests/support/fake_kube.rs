@@ -169,6 +169,13 @@ impl KubeState {
                 assert!(query.contains("force=true"), "status apply must force: {query}");
                 assert!(body.get("spec").is_none(), "the operator never writes spec");
                 self.requests.push("APPLY status".into());
+                // kube-apiserver takes metadata.resourceVersion in an apply body as a precondition.
+                let current = self.object.as_ref().map(|o| o["metadata"]["resourceVersion"].clone());
+                if let Some(expected) = body["metadata"]["resourceVersion"].as_str()
+                    && current.as_ref().and_then(Value::as_str) != Some(expected)
+                {
+                    return status_error(409, "Conflict", "the object has been modified");
+                }
                 if self.pass_status_writes > 0 {
                     self.pass_status_writes -= 1;
                 } else if self.fail_status_writes > 0 {

@@ -4,6 +4,7 @@
 pub mod fake_aws;
 pub mod fake_kube;
 pub mod moto;
+pub mod proxy;
 pub mod stack;
 
 use std::sync::Arc;
@@ -17,10 +18,20 @@ use integration_response_operator::pacing::Pacer;
 
 /// A fresh operator context (as after a process start) over the given fakes.
 pub fn context(kube: &fake_kube::FakeKube, aws: &fake_aws::FakeAws) -> Arc<Context> {
+    context_as(kube, aws, "test")
+}
+
+/// A fresh context for an operator instance named `identity`.
+pub fn context_as(kube: &fake_kube::FakeKube, aws: &fake_aws::FakeAws, identity: &str) -> Arc<Context> {
     let metrics = Arc::new(Metrics::default());
     let clients = AwsClients::fixed(aws.client(), Arc::new(Pacer::unlimited()), metrics.clone());
-    let events = EventRecorder::new(kube.client(), "integration-response-operator", "test");
-    let settings = Settings { default_region: Some("us-east-1".into()), resync_period: Duration::from_secs(600) };
+    let events = EventRecorder::new(kube.client(), "integration-response-operator", identity);
+    let settings = Settings {
+        default_region: Some("us-east-1".into()),
+        resync_period: Duration::from_secs(600),
+        identity: identity.into(),
+        claim_timeout: Duration::from_secs(30),
+    };
     Arc::new(Context::new(kube.client(), clients, events, settings, metrics))
 }
 
