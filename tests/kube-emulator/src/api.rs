@@ -866,7 +866,6 @@ fn commit(
             "generation",
             "namespace",
             "name",
-            "generateName",
             "selfLink",
         ] {
             match old["metadata"].get(system) {
