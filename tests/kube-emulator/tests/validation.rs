@@ -779,7 +779,7 @@ async fn namespaces_are_dns_labels_and_get_the_kubernetes_finalizer() {
         .unwrap();
     assert_eq!(created.data["status"], json!({"phase": "Active"}));
     assert_eq!(created.data["spec"], json!({"finalizers": ["kubernetes"]}));
-    assert_eq!(created.metadata.labels.unwrap()["kubernetes.io/metadata.name"], "team-a");
+    assert_eq!(created.metadata.labels.as_ref().unwrap()["kubernetes.io/metadata.name"], "team-a");
     let (code, _, message) = refusal(
         namespaces
             .create(
@@ -804,6 +804,37 @@ async fn namespaces_are_dns_labels_and_get_the_kubernetes_finalizer() {
             .unwrap_err(),
     );
     assert_eq!(message, format!("Namespace \"Team\" is invalid: metadata.name: Invalid value: \"Team\": {LABEL}"));
+
+    // Spec and status do not change through an update of the namespace itself.
+    let mut changed = created.clone();
+    changed.data["spec"] = json!({"finalizers": []});
+    changed.data["status"] = json!({"phase": "Terminating"});
+    changed.metadata.labels = Some([("team".to_owned(), "a".to_owned())].into());
+    let updated = namespaces.replace("team-a", &PostParams::default(), &changed).await.unwrap();
+    assert_eq!(updated.data["spec"], json!({"finalizers": ["kubernetes"]}));
+    assert_eq!(updated.data["status"], json!({"phase": "Active"}));
+    let labels = updated.metadata.labels.unwrap();
+    assert_eq!((labels["team"].as_str(), labels["kubernetes.io/metadata.name"].as_str()), ("a", "team-a"));
+}
+
+#[tokio::test]
+async fn an_update_cannot_change_the_uid() {
+    let stack = start().await;
+    let irs = stack.irs();
+    let created = irs.create(&PostParams::default(), &dynamic(ir("a"))).await.unwrap();
+    let mut changed = created.clone();
+    changed.metadata.uid = Some("another-uid".into());
+    let (code, _, message) = refusal(irs.replace("a", &PostParams::default(), &changed).await.unwrap_err());
+    assert_eq!(code, 422);
+    assert_eq!(
+        message,
+        format!(
+            "IntegrationResponse.{IR} \"a\" is invalid: metadata.uid: Invalid value: \"another-uid\": field is immutable"
+        )
+    );
+    let mut unchanged = created.clone();
+    unchanged.metadata.labels = Some([("x".to_owned(), "1".to_owned())].into());
+    irs.replace("a", &PostParams::default(), &unchanged).await.unwrap();
 }
 
 #[tokio::test]
