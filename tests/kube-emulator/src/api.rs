@@ -61,7 +61,7 @@ impl ApiError {
 
     fn not_found(rt: &ResourceType, name: &str) -> Self {
         let mut err = Self::new(404, "NotFound", format!("{} {} not found", rt.group_resource(), go_quote(name)));
-        err.details = Some(details(name, rt.invalid_group(), &rt.plural, &[]));
+        err.details = Some(details(name, &rt.group, &rt.plural, &[]));
         err
     }
 
@@ -83,7 +83,7 @@ impl ApiError {
                 go_quote(name)
             ),
         );
-        err.details = Some(details(name, rt.invalid_group(), &rt.plural, &[]));
+        err.details = Some(details(name, &rt.group, &rt.plural, &[]));
         err
     }
 
@@ -773,7 +773,7 @@ fn store_new(
     if store.get(&rt.plural, key_ns, &name).is_some() {
         let mut err =
             ApiError::new(409, "AlreadyExists", format!("{} {} already exists", rt.group_resource(), go_quote(&name)));
-        err.details = Some(details(&name, rt.invalid_group(), &rt.plural, &[]));
+        err.details = Some(details(&name, &rt.group, &rt.plural, &[]));
         return Err(err);
     }
     let rv = store.next_resource_version();

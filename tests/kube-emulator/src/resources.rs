@@ -29,15 +29,10 @@ impl ResourceType {
         if self.group.is_empty() { self.version.clone() } else { format!("{}/{}", self.group, self.version) }
     }
 
-    /// `integrationresponses.apigatewayv2.aws.operator.rs`, as error messages name it.
-    /// `events.k8s.io` Events are served by the core Event storage, which names itself
-    /// `events`.
+    /// `integrationresponses.apigatewayv2.aws.operator.rs`, as NotFound, AlreadyExists and
+    /// Conflict errors name it (the request's group and resource).
     pub fn group_resource(&self) -> String {
-        if self.group.is_empty() || self.builtin == Some(Builtin::Event) {
-            self.plural.clone()
-        } else {
-            format!("{}.{}", self.plural, self.group)
-        }
+        if self.group.is_empty() { self.plural.clone() } else { format!("{}.{}", self.plural, self.group) }
     }
 
     /// The group that 422 messages and details name: the internal type's, which for Events

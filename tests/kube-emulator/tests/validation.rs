@@ -200,6 +200,16 @@ async fn generate_name_is_cut_to_58_characters_before_the_random_suffix() {
 async fn event_names_are_dns_subdomains() {
     let stack = start().await;
     stack.events().create(&PostParams::default(), &dynamic(event("a.18a2b3c4d5e6f708"))).await.unwrap();
+    // Errors from storage name the request's resource.
+    let (code, reason, message) = refusal(
+        stack.events().create(&PostParams::default(), &dynamic(event("a.18a2b3c4d5e6f708"))).await.unwrap_err(),
+    );
+    assert_eq!(
+        (code, reason.as_str(), message.as_str()),
+        (409, "AlreadyExists", "events.events.k8s.io \"a.18a2b3c4d5e6f708\" already exists")
+    );
+    let (code, _, message) = refusal(stack.events().get("missing").await.unwrap_err());
+    assert_eq!((code, message.as_str()), (404, "events.events.k8s.io \"missing\" not found"));
     let (code, _, message) =
         refusal(stack.events().create(&PostParams::default(), &dynamic(event("Bad_Name"))).await.unwrap_err());
     assert_eq!(code, 422);
