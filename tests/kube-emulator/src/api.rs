@@ -288,7 +288,8 @@ async fn serve(AxumState(state): AxumState<Arc<State>>, request: Request) -> Res
     if parts.uri.path() == "/version" {
         return json_response(
             StatusCode::OK,
-            &json!({"major": "1", "minor": "33", "gitVersion": "v1.33.0-kube-emulator"}),
+            // The release whose validation and wording the emulator follows.
+            &json!({"major": "1", "minor": "36", "gitVersion": "v1.36.0-kube-emulator"}),
         );
     }
     let params = query_params(parts.uri.query());
