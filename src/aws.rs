@@ -20,6 +20,7 @@ use crate::crd::ContentHandlingStrategy;
 use crate::metrics::Metrics;
 use crate::pacing::Pacer;
 use crate::plan::{Changes, Desired, Target};
+use crate::recovery::AwsHealth;
 
 /// An integration response as AWS reports it: its id and the same fields a spec asks for,
 /// normalised alike (absent maps are empty, absent strings are `None`), so the two compare.
@@ -183,6 +184,7 @@ pub struct AwsClients {
     pacer: Arc<Pacer>,
     metrics: Arc<Metrics>,
     mutations: Arc<MutationLocks>,
+    health: Arc<AwsHealth>,
 }
 
 type ApiLock = tokio::sync::Mutex<()>;
@@ -263,7 +265,12 @@ impl AwsClients {
     }
 
     fn new(source: ClientSource, pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
-        Self { source, by_region: RwLock::default(), pacer, metrics, mutations: Arc::default() }
+        Self { source, by_region: RwLock::default(), pacer, metrics, mutations: Arc::default(), health: Arc::default() }
+    }
+
+    /// How AWS has been answering, across every region and call.
+    pub fn health(&self) -> &Arc<AwsHealth> {
+        &self.health
     }
 
     pub fn for_region(&self, region: &str) -> IntegrationResponses {
@@ -273,6 +280,7 @@ impl AwsClients {
             pacer: self.pacer.clone(),
             metrics: self.metrics.clone(),
             mutations: self.mutations.clone(),
+            health: self.health.clone(),
         }
     }
 
@@ -298,6 +306,7 @@ pub struct IntegrationResponses {
     pacer: Arc<Pacer>,
     metrics: Arc<Metrics>,
     mutations: Arc<MutationLocks>,
+    health: Arc<AwsHealth>,
 }
 
 /// What a delete found.
@@ -311,7 +320,7 @@ pub enum Deleted {
 
 impl IntegrationResponses {
     /// Waits for the pacer, then records the call's outcome.
-    async fn call<T, E, F>(&self, operation: &'static str, send: F) -> Result<T, AwsError>
+    async fn call<T, E, F>(&self, operation: &'static str, target: &Target, send: F) -> Result<T, AwsError>
     where
         F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
@@ -324,6 +333,12 @@ impl IntegrationResponses {
             Err(err) => err.kind.outcome(),
         };
         self.metrics.count_aws_call(operation, outcome);
+        match &result {
+            Err(AwsError { kind: ErrorKind::Throttled | ErrorKind::ServerError | ErrorKind::Network, .. }) => {
+                self.health.failed(&self.region, target)
+            }
+            _ => self.health.answered(),
+        }
         match &result {
             // NotFound is often the answer sought (a delete read back, a missing parent).
             Err(err) if err.is_not_found() => {
@@ -348,7 +363,7 @@ impl IntegrationResponses {
             .api_id(&target.api_id)
             .integration_id(&target.integration_id)
             .integration_response_id(id);
-        let out = self.call("GetIntegrationResponse", request.send()).await?;
+        let out = self.call("GetIntegrationResponse", target, request.send()).await?;
         Ok(observed_from!(&out))
     }
 
@@ -363,13 +378,24 @@ impl IntegrationResponses {
                 .api_id(&target.api_id)
                 .integration_id(&target.integration_id)
                 .set_next_token(next_token.take());
-            let page = self.call("GetIntegrationResponses", request.send()).await?;
+            let page = self.call("GetIntegrationResponses", target, request.send()).await?;
             all.extend(page.items().iter().map(|item| observed_from!(item)));
             match page.next_token() {
                 Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
                 _ => return Ok(all),
             }
         }
+    }
+
+    /// One small read that tells whether AWS answers again (see [`crate::recovery`]).
+    pub async fn probe(&self, target: &Target) -> Result<(), AwsError> {
+        let request = self
+            .client
+            .get_integration_responses()
+            .api_id(&target.api_id)
+            .integration_id(&target.integration_id)
+            .max_results("1");
+        self.call("GetIntegrationResponses", target, request.send()).await.map(|_| ())
     }
 
     pub async fn create(&self, target: &Target, desired: &Desired) -> Result<Observed, AwsError> {
@@ -388,7 +414,7 @@ impl IntegrationResponses {
                 (!desired.response_parameters.is_empty()).then(|| to_hash_map(&desired.response_parameters)),
             );
         let _serial = self.mutations.lock(&self.region, &target.api_id).await;
-        let out = self.call("CreateIntegrationResponse", request.send()).await?;
+        let out = self.call("CreateIntegrationResponse", target, request.send()).await?;
         Ok(observed_from!(&out))
     }
 
@@ -406,7 +432,7 @@ impl IntegrationResponses {
             .set_response_templates(changes.response_templates.as_ref().map(to_hash_map))
             .set_response_parameters(changes.response_parameters.as_ref().map(to_hash_map));
         let _serial = self.mutations.lock(&self.region, &target.api_id).await;
-        let out = self.call("UpdateIntegrationResponse", request.send()).await?;
+        let out = self.call("UpdateIntegrationResponse", target, request.send()).await?;
         Ok(observed_from!(&out))
     }
 
@@ -422,7 +448,7 @@ impl IntegrationResponses {
             .integration_response_id(id);
         let sent = {
             let _serial = self.mutations.lock(&self.region, &target.api_id).await;
-            self.call("DeleteIntegrationResponse", request.send()).await
+            self.call("DeleteIntegrationResponse", target, request.send()).await
         };
         match sent {
             Ok(_) => Ok(Deleted::Deleted),

@@ -4,7 +4,7 @@
 //! `crd` defines the resource; `plan`, `conditions`, `failure` and `backoff` are pure decision
 //! code; `aws` and `pacing` talk to AWS; `controller` ties them into a reconcile loop; `cli`,
 //! `telemetry`, `admin`, `metrics` and `runtime` run the process; `snapshots` keeps resyncs to one
-//! AWS read per integration.
+//! AWS read per integration; `recovery` wakes objects when AWS answers again after an outage.
 
 pub mod admin;
 pub mod aws;
@@ -18,6 +18,7 @@ pub mod leader;
 pub mod metrics;
 pub mod pacing;
 pub mod plan;
+pub mod recovery;
 pub mod runtime;
 pub mod shutdown;
 pub mod snapshots;

@@ -941,3 +941,20 @@ async fn adopting_a_response_another_object_records_stalls_with_already_managed(
     assert_eq!(h.status().integration_response_id, None);
     assert!(!h.aws.calls().iter().any(|c| c.starts_with("Update")), "the other object's response is left alone");
 }
+
+#[tokio::test]
+async fn objects_failing_on_an_unreachable_aws_wait_to_be_woken_and_leave_on_success() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.fail_next("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "slow down"));
+    h.fail_and_requeue().await;
+    assert_eq!(h.ctx.waiting_on_aws(), 1, "throttled: woken when AWS answers again");
+    h.reconcile().await.unwrap();
+    assert_eq!(h.ctx.waiting_on_aws(), 0);
+
+    // A failure about the request itself is no reason to wake early.
+    h.kube.edit_spec(|spec| spec["responseTemplates"] = json!({"a": "b"}));
+    h.aws.fail_next("UpdateIntegrationResponse", error_response(400, "BadRequestException", "no"));
+    h.fail_and_requeue().await;
+    assert_eq!(h.ctx.waiting_on_aws(), 0);
+}

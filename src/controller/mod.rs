@@ -54,6 +54,9 @@ pub struct Context {
     pub(crate) snapshots: Snapshots,
     /// Which watched object records a response id (set once the watches run).
     owners: std::sync::OnceLock<OwnerLookup>,
+    /// Objects whose last attempt failed because AWS as a whole did not answer (throttling,
+    /// 5xx, network): woken together when it answers again (see [`crate::recovery`]).
+    waiting_on_aws: std::sync::Mutex<HashSet<ObjectRef<IntegrationResponse>>>,
 }
 
 /// Finds the watched object ("namespace/name") that records the response `id` on API `api_id`,
@@ -80,7 +83,28 @@ impl Context {
             attempts: Attempts::default(),
             snapshots,
             owners: std::sync::OnceLock::new(),
+            waiting_on_aws: std::sync::Mutex::default(),
         }
+    }
+
+    fn waiting(&self) -> std::sync::MutexGuard<'_, HashSet<ObjectRef<IntegrationResponse>>> {
+        self.waiting_on_aws.lock().expect("waiting lock")
+    }
+
+    /// Takes the waiting objects of `namespace` (all with `None`) out of the set, to wake them.
+    fn take_waiting(&self, namespace: Option<&str>) -> Vec<ObjectRef<IntegrationResponse>> {
+        let mut waiting = self.waiting();
+        let taken: Vec<_> =
+            waiting.iter().filter(|o| namespace.is_none() || o.namespace.as_deref() == namespace).cloned().collect();
+        for object in &taken {
+            waiting.remove(object);
+        }
+        taken
+    }
+
+    /// Objects waiting for AWS to answer again.
+    pub fn waiting_on_aws(&self) -> usize {
+        self.waiting().len()
     }
 
     /// Sets how adoption finds other objects recording a response (the watch caches in
@@ -106,6 +130,7 @@ impl Context {
             object = object.within(namespace);
         }
         self.attempts.reset(&object);
+        self.waiting().remove(&object);
     }
 
     /// After a (re-)list, which delivers no deletions for what went while the watch was down:
@@ -116,8 +141,11 @@ impl Context {
         let keep = |key: &str| !in_scope(key) || listed.contains(key);
         self.metrics.retain_objects(keep);
         self.snapshots.retain_verified(keep);
-        self.attempts
-            .retain(|object| keep(&format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name)));
+        let keep_object = |object: &ObjectRef<IntegrationResponse>| {
+            keep(&format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name))
+        };
+        self.attempts.retain(keep_object);
+        self.waiting().retain(keep_object);
     }
 
     /// Objects with per-object state in this process (gauges, verified marks, retry counts).
@@ -171,6 +199,7 @@ pub async fn reconcile(obj: Arc<IntegrationResponse>, ctx: Arc<Context>) -> Resu
     ctx.metrics.observe_reconcile(category, started.elapsed());
     if result.is_ok() {
         ctx.attempts.reset(&key);
+        ctx.waiting().remove(&key);
     }
     result
 }
@@ -184,6 +213,13 @@ pub fn error_policy(obj: Arc<IntegrationResponse>, err: &Error, ctx: Arc<Context
 fn retry_after(key: ObjectRef<IntegrationResponse>, err: &Error, ctx: &Context) -> Action {
     let attempt = ctx.attempts.record_failure(&key);
     let jitter = rand::random();
+    let aws_down =
+        err.failure().is_some_and(|f| matches!(f.reason(), "Throttled" | "AwsUnreachable" | "AwsServerError"));
+    if aws_down {
+        ctx.waiting().insert(key.clone());
+    } else {
+        ctx.waiting().remove(&key);
+    }
     let delay = match err.failure() {
         Some(Failure::Stalled { .. }) => jittered(ctx.settings.resync_period, jitter),
         Some(Failure::DependencyNotFound { .. }) => Schedule::DEPENDENCY.delay(attempt, jitter),
@@ -254,6 +290,7 @@ pub async fn run(
     let controllers = apis.into_iter().zip(namespaces).zip(stores).map(|((api, namespace), (reader, writer))| {
         let listed = reader.clone();
         let forget_ctx = ctx.clone();
+        let namespace_of_store = namespace.clone();
         let synced = synced.clone();
         let metrics = ctx.metrics.clone();
         let mut lists = 0u32;
@@ -298,12 +335,63 @@ pub async fn run(
             // server's deletion machinery changes starts a reconcile.
             .predicate_filter(reconcile_trigger, PredicateConfig::default());
         Controller::for_stream(stream, reader)
+            .reconcile_on(woken_after_outage(ctx.clone(), namespace_of_store))
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown.clone().requested())
             .run(reconcile_guarded, error_policy_guarded, ctx.clone())
             .for_each(|_| futures::future::ready(()))
     });
-    futures::future::join_all(controllers).await;
+    let probing = probe_while_aws_is_down(ctx.clone());
+    tokio::select! {
+        _ = futures::future::join_all(controllers) => {}
+        // Never ends on its own.
+        _ = probing => {}
+    }
+}
+
+/// How often a waiting operator asks AWS whether it answers again.
+const PROBE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// While AWS does not answer and objects wait for it, one small read every few seconds (through
+/// the pacer) finds out when it is back; its success wakes them (see [`woken_after_outage`]).
+async fn probe_while_aws_is_down(ctx: Arc<Context>) {
+    loop {
+        tokio::time::sleep(PROBE_INTERVAL).await;
+        let health = ctx.aws.health();
+        if !health.is_down() || ctx.waiting_on_aws() == 0 {
+            continue;
+        }
+        if let Some((region, target)) = health.probe_target() {
+            let _ = ctx.aws.for_region(&region).probe(&target).await;
+        }
+    }
+}
+
+/// Every time AWS answers again after an outage, the objects of one store that wait for it.
+fn woken_after_outage(
+    ctx: Arc<Context>,
+    namespace: Option<String>,
+) -> impl futures::Stream<Item = ObjectRef<DeserializeGuard<IntegrationResponse>>> + Send + 'static {
+    let recovered = ctx.aws.health().subscribe();
+    futures::stream::unfold((ctx, namespace, recovered), |(ctx, namespace, mut recovered)| async move {
+        recovered.changed().await.ok()?;
+        let woken: Vec<_> = ctx
+            .take_waiting(namespace.as_deref())
+            .into_iter()
+            .map(|o| {
+                let mut object = ObjectRef::new(&o.name);
+                if let Some(ns) = &o.namespace {
+                    object = object.within(ns);
+                }
+                object
+            })
+            .collect();
+        if !woken.is_empty() {
+            tracing::info!(objects = woken.len(), "AWS answers again; retrying the objects that waited for it");
+        }
+        Some((futures::stream::iter(woken), (ctx, namespace, recovered)))
+    })
+    .flatten()
 }
 /// What of an object starts a reconcile when it changes: the spec (generation), deletion,
 /// finalizers and the adopt annotation. Status is left out: it is the operator's own output.
