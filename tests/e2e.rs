@@ -25,8 +25,19 @@ async fn wait_gone(stack: &Stack, name: &str, operator: &Operator) {
     .await
 }
 
-async fn event_reasons(stack: &Stack) -> Vec<String> {
-    events(stack).await.into_iter().filter_map(|e| e.reason).collect()
+/// Waits until every one of `expected` ("Type/Reason") is stored as an Event regarding `name`.
+/// The emulator validates Events as kube-apiserver does, so this shows that they are accepted.
+async fn wait_events(stack: &Stack, name: &str, expected: &[&str], operator: &Operator) -> Vec<String> {
+    eventually(WAIT, &format!("Events {expected:?} for {name}"), Some(operator), || async {
+        let stored: Vec<String> = events(stack)
+            .await
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .map(|e| format!("{}/{}", e.type_.unwrap_or_default(), e.reason.unwrap_or_default()))
+            .collect();
+        expected.iter().all(|want| stored.iter().any(|have| have == want)).then_some(stored)
+    })
+    .await
 }
 
 #[tokio::test]
@@ -47,7 +58,7 @@ async fn an_applied_cr_becomes_ready_with_exactly_one_response_in_aws() {
     assert_eq!(response.response_parameters().unwrap()["method.response.header.X-Failed"], "'true'");
     assert_eq!(status.region.as_deref(), Some("us-east-1"));
     assert_eq!(object.metadata.finalizers.unwrap(), ["apigatewayv2.aws.operator.rs/finalizer"]);
-    assert!(event_reasons(&stack).await.contains(&"Created".to_owned()));
+    wait_events(&stack, "errors", &["Normal/Created"], &operator).await;
 }
 
 #[tokio::test]
@@ -76,6 +87,8 @@ async fn spec_changes_update_aws_in_place() {
     let parameters = response.response_parameters().unwrap();
     assert_eq!(parameters.len(), 1);
     assert_eq!(parameters["method.response.header.X-Version"], "'2'");
+    let stored = wait_events(&stack, "errors", &["Normal/Created", "Normal/Updated"], &operator).await;
+    assert!(!stored.iter().any(|e| e.ends_with("/DriftCorrected")), "a spec edit is no drift: {stored:?}");
 }
 
 #[tokio::test]
@@ -121,8 +134,7 @@ async fn drift_is_put_back_and_a_deleted_response_is_recreated() {
     })
     .await;
     assert_eq!(stack.moto_responses().await.len(), 1);
-    let reasons = event_reasons(&stack).await;
-    assert!(reasons.contains(&"DriftCorrected".to_owned()) && reasons.contains(&"Recreated".to_owned()), "{reasons:?}");
+    wait_events(&stack, "errors", &["Normal/Created", "Normal/DriftCorrected", "Normal/Recreated"], &operator).await;
 }
 
 #[tokio::test]
@@ -146,6 +158,8 @@ async fn deleting_the_cr_deletes_in_aws_unless_retained() {
 
     let left: Vec<_> = stack.moto_responses().await.into_iter().filter_map(|r| r.integration_response_id).collect();
     assert_eq!(left, [kept_id], "Delete removed its response; Retain kept its own");
+    wait_events(&stack, "gone", &["Normal/Created", "Normal/Deleted"], &operator).await;
+    wait_events(&stack, "kept", &["Normal/Created", "Normal/Retained"], &operator).await;
 }
 
 #[tokio::test]
@@ -224,6 +238,8 @@ async fn a_missing_integration_is_reported_and_the_cr_stays_deletable() {
     tokio::time::sleep(Duration::from_secs(2)).await;
     assert_eq!(stack.emulator.request_count("patch", "integrationresponses/status"), lists, "no hot retry");
 
+    wait_events(&stack, "orphan", &["Warning/DependencyNotFound"], &operator).await;
+
     api.delete("orphan", &DeleteParams::default()).await.unwrap();
     wait_gone(&stack, "orphan", &operator).await;
 }
@@ -253,6 +269,7 @@ async fn a_crash_between_the_create_and_the_status_write_makes_no_duplicate() {
     let in_aws = stack.moto_responses().await;
     assert_eq!(in_aws.len(), 1, "exactly one integration response");
     assert_eq!(object.status.unwrap().integration_response_id.as_deref(), in_aws[0].integration_response_id());
+    wait_events(&stack, "errors", &["Normal/TakenOver"], &second).await;
 }
 
 #[tokio::test]

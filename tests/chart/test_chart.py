@@ -104,7 +104,7 @@ EXPECTED_RULES = [
     (["apigatewayv2.aws.operator.rs"], ["integrationresponses"], ["get", "list", "watch", "patch"]),
     (["apigatewayv2.aws.operator.rs"], ["integrationresponses/status"], ["patch"]),
     (["apigatewayv2.aws.operator.rs"], ["integrationresponses/finalizers"], ["update"]),
-    (["events.k8s.io"], ["events"], ["create"]),
+    (["events.k8s.io"], ["events"], ["create", "patch"]),
 ]
 
 

@@ -43,9 +43,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["apigatewayv2.aws.operator.rs"]
   resources: ["integrationresponses/finalizers"]
   verbs: ["update"]
+# patch: a repeated Event updates its series instead of adding another.
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
-  verbs: ["create"]
+  verbs: ["create", "patch"]
 {{- end }}
 
 {{/* Leader election is on whenever more than one replica runs. */}}
