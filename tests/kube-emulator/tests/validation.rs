@@ -340,6 +340,25 @@ async fn event_fields_follow_the_servers_rules() {
     );
     stack.events().create(&PostParams::default(), &dynamic(mutate(&cluster_scoped))).await.unwrap();
 
+    // The strict rules do not compare a namespaced object's namespace with the Event's; the
+    // legacy ones (an Event without eventTime) do.
+    let elsewhere = |e: &mut Value| e["regarding"]["namespace"] = json!("other");
+    let accepted = mutate(&|e| {
+        elsewhere(e);
+        e["metadata"]["name"] = json!("elsewhere");
+    });
+    stack.events().create(&PostParams::default(), &dynamic(accepted)).await.unwrap();
+    let (_, _, message) = create(mutate(&|e| {
+        elsewhere(e);
+        e["metadata"]["name"] = json!("legacy");
+        e.as_object_mut().unwrap().remove("eventTime");
+    }))
+    .await;
+    assert_eq!(
+        message,
+        "Event \"legacy\" is invalid: [involvedObject.namespace: Invalid value: \"other\": does not match event.namespace, eventTime: Required value]"
+    );
+
     let mut valid = event("series");
     valid["series"] = json!({"count": 2, "lastObservedTime": NOW});
     stack.events().create(&PostParams::default(), &dynamic(valid)).await.unwrap();
