@@ -927,10 +927,16 @@ async fn adopting_a_response_another_object_records_stalls_with_already_managed(
     let mut object = support::integration_response("errors", API, INTEGRATION);
     object.metadata.annotations = Some([("apigatewayv2.aws.operator.rs/adopt".to_owned(), "true".to_owned())].into());
     let h = Harness::with_object(aws, object);
-    let owner_id = owned.clone();
-    h.ctx.set_owner_lookup(Box::new(move |id, api, except| {
-        (id == owner_id && api == API && except != "one/a").then(|| "one/a".to_owned())
-    }));
+    // Object one/a records it (the operator's cache of objects holds it).
+    let mut other = support::integration_response("a", API, INTEGRATION);
+    other.metadata.namespace = Some("one".into());
+    other.status = Some(IntegrationResponseStatus {
+        integration_response_id: Some(owned.clone()),
+        api_id: Some(API.into()),
+        integration_id: Some(INTEGRATION.into()),
+        ..Default::default()
+    });
+    h.ctx.owners.observe(&other);
     h.reconcile().await.unwrap();
     let (err, delay) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "stalled");
@@ -957,4 +963,32 @@ async fn objects_failing_on_an_unreachable_aws_wait_to_be_woken_and_leave_on_suc
     h.aws.fail_next("UpdateIntegrationResponse", error_response(400, "BadRequestException", "no"));
     h.fail_and_requeue().await;
     assert_eq!(h.ctx.waiting_on_aws(), 0);
+}
+
+#[tokio::test]
+async fn of_two_objects_recording_one_response_the_later_by_name_gives_it_up() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    // "default/a" sorts before "default/errors" and records the same response (two instances'
+    // caches lagged each other).
+    let mut other = support::integration_response("a", API, INTEGRATION);
+    other.status = Some(IntegrationResponseStatus {
+        integration_response_id: Some(id.clone()),
+        api_id: Some(API.into()),
+        integration_id: Some(INTEGRATION.into()),
+        ..Default::default()
+    });
+    h.ctx.owners.observe(&other);
+    h.later().await;
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    assert_eq!(h.condition("Stalled").1, "AlreadyManaged");
+    assert_eq!(h.status().integration_response_id, None, "given up");
+    assert_eq!(h.aws.responses().len(), 1, "left in AWS for its owner");
+
+    // Deleting it now leaves the response to default/a.
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert!(h.kube.object().is_none());
+    assert_eq!(h.aws.only_response().id, id);
 }

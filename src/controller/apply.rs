@@ -33,6 +33,16 @@ pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrati
 }
 
 async fn apply_once(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
+    // A fresh copy can show the object being deleted since the cached one was taken. Creating
+    // now could race the cleanup that another instance may already be finishing: leave it to
+    // the cleanup path, which the deletion itself triggers.
+    if obj.metadata.deletion_timestamp.is_some() {
+        return Ok(Action::requeue(std::time::Duration::from_secs(1)));
+    }
+    apply_pass(obj, ctx, api).await
+}
+
+async fn apply_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
     let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status, changes: Vec::new() };
@@ -88,6 +98,16 @@ impl Run<'_, '_> {
         let target = Target::resolve(&self.obj.spec, self.status, self.ctx.settings.default_region.as_deref())?;
         let desired = Desired::from_spec(&self.obj.spec);
         let aws = self.ctx.aws.for_region(&target.region);
+
+        // Two objects recording one response (instances whose caches lagged each other): the
+        // one that sorts later gives it up, so they stop overwriting each other in AWS.
+        if let Some(id) = self.status.integration_response_id.clone()
+            && let Some(owner) = self.ctx.owners.yields_to(&target.api_id, &id, &object_key(self.obj))
+        {
+            self.status.integration_response_id = None;
+            self.status.clear_claim();
+            return Err(already_managed(&id, &desired.key, &owner).into());
+        }
 
         // A resync of an object already in sync: one shared read per integration. A fingerprint
         // that does not match (or no entry) falls through to a direct read below.
@@ -204,6 +224,10 @@ impl Run<'_, '_> {
         let responses = aws.list(target).await.map_err(Failure::from)?;
         let by_key = |key: &str| responses.iter().find(|r| r.fields.key == key).cloned();
         if let Some(found) = self.status.claimed_key().and_then(by_key) {
+            if let Some(owner) = self.ctx.owners.yields_to(&target.api_id, &found.id, &object_key(self.obj)) {
+                self.status.clear_claim();
+                return Err(already_managed(&found.id, &found.fields.key, &owner).into());
+            }
             let note =
                 format!("Took over {} (key {}), created before its id could be recorded", found.id, found.fields.key);
             self.record_id(target, &found);
@@ -216,18 +240,17 @@ impl Run<'_, '_> {
         if self.obj.annotations().get(ADOPT_ANNOTATION).map(String::as_str) == Some("true") {
             // One response, one owner: two objects adopting one response would overwrite each
             // other's fields in AWS on every resync.
-            if let Some(owner) = self.ctx.owner_of(&found.id, &target.api_id, &object_key(self.obj)) {
+            let me = object_key(self.obj);
+            let other = self.ctx.owners.other_manager(
+                &target.api_id,
+                &found.id,
+                &target.integration_id,
+                &found.fields.key,
+                &me,
+            );
+            if let Some(owner) = other {
                 self.status.clear_claim();
-                return Err(Failure::stalled(
-                    "AlreadyManaged",
-                    format!(
-                        "Integration response {} (key {}) is already managed by IntegrationResponse {owner}; \
-                         an integration response can have only one owner. Change integrationResponseKey, or delete \
-                         {owner} (with deletionPolicy: Retain) before adopting it here.",
-                        found.id, found.fields.key
-                    ),
-                )
-                .into());
+                return Err(already_managed(&found.id, &found.fields.key, &owner).into());
             }
             self.record_id(target, &found);
             self.changes.push(("Adopted", format!("Adopted existing integration response {}", found.id)));
@@ -341,6 +364,17 @@ pub(super) fn claim_of_another(status: &IntegrationResponseStatus, settings: &Se
             claim.holder, claim.key, claim.since
         ),
     })
+}
+
+fn already_managed(id: &str, key: &str, owner: &str) -> Failure {
+    Failure::stalled(
+        "AlreadyManaged",
+        format!(
+            "Integration response {id} (key {key}) is managed by IntegrationResponse {owner}; an integration \
+             response can have only one owner. Change integrationResponseKey, or delete {owner} (with \
+             deletionPolicy: Retain) before adopting it here."
+        ),
+    )
 }
 
 fn ready_message(id: &str) -> String {

@@ -4,9 +4,11 @@
 mod apply;
 mod cleanup;
 mod events;
+mod owners;
 mod status;
 
 pub use events::EventRecorder;
+pub use owners::Owners;
 
 use std::collections::HashSet;
 use std::hash::{Hash, Hasher};
@@ -52,16 +54,12 @@ pub struct Context {
     pub metrics: Arc<Metrics>,
     attempts: Attempts<ObjectRef<IntegrationResponse>>,
     pub(crate) snapshots: Snapshots,
-    /// Which watched object records a response id (set once the watches run).
-    owners: std::sync::OnceLock<OwnerLookup>,
+    /// Which watched object records or is creating which response (fed by the watch).
+    pub owners: Owners,
     /// Objects whose last attempt failed because AWS as a whole did not answer (throttling,
     /// 5xx, network): woken together when it answers again (see [`crate::recovery`]).
     waiting_on_aws: std::sync::Mutex<HashSet<ObjectRef<IntegrationResponse>>>,
 }
-
-/// Finds the watched object ("namespace/name") that records the response `id` on API `api_id`,
-/// other than the object `except`.
-pub type OwnerLookup = Box<dyn Fn(&str, &str, &str) -> Option<String> + Send + Sync>;
 
 impl Context {
     pub fn new(
@@ -82,7 +80,7 @@ impl Context {
             metrics,
             attempts: Attempts::default(),
             snapshots,
-            owners: std::sync::OnceLock::new(),
+            owners: Owners::default(),
             waiting_on_aws: std::sync::Mutex::default(),
         }
     }
@@ -107,17 +105,6 @@ impl Context {
         self.waiting().len()
     }
 
-    /// Sets how adoption finds other objects recording a response (the watch caches in
-    /// production; tests hand in their own). Only the first call counts.
-    pub fn set_owner_lookup(&self, lookup: OwnerLookup) {
-        let _ = self.owners.set(lookup);
-    }
-
-    /// The other object ("namespace/name") that already records response `id` on `api_id`.
-    pub fn owner_of(&self, id: &str, api_id: &str, except: &str) -> Option<String> {
-        self.owners.get().and_then(|lookup| lookup(id, api_id, except))
-    }
-
     /// Forgets what this process keeps about an object that has left the watch (deleted, its
     /// finalizer removed by hand, or no longer matching the label selector), so gauges and
     /// per-object maps count only watched objects.
@@ -131,6 +118,7 @@ impl Context {
         }
         self.attempts.reset(&object);
         self.waiting().remove(&object);
+        self.owners.forget(&key);
     }
 
     /// After a (re-)list, which delivers no deletions for what went while the watch was down:
@@ -141,6 +129,7 @@ impl Context {
         let keep = |key: &str| !in_scope(key) || listed.contains(key);
         self.metrics.retain_objects(keep);
         self.snapshots.retain_verified(keep);
+        self.owners.retain(keep);
         let keep_object = |object: &ObjectRef<IntegrationResponse>| {
             keep(&format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name))
         };
@@ -274,19 +263,6 @@ pub async fn run(
     let namespaces: Vec<Option<String>> =
         if scope.namespaces.is_empty() { vec![None] } else { scope.namespaces.iter().cloned().map(Some).collect() };
     let stores: Vec<_> = apis.iter().map(|_| reflector::store::<DeserializeGuard<IntegrationResponse>>()).collect();
-    let readers: Vec<_> = stores.iter().map(|(reader, _)| reader.clone()).collect();
-    ctx.set_owner_lookup(Box::new(move |id, api_id, except| {
-        readers.iter().flat_map(|reader| reader.state()).find_map(|guarded| {
-            let obj = guarded.0.as_ref().ok()?;
-            let status = obj.status.as_ref()?;
-            let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
-            (status.integration_response_id.as_deref() == Some(id)
-                && status.api_id.as_deref() == Some(api_id)
-                && key != except
-                && obj.metadata.deletion_timestamp.is_none())
-            .then_some(key)
-        })
-    }));
     let controllers = apis.into_iter().zip(namespaces).zip(stores).map(|((api, namespace), (reader, writer))| {
         let listed = reader.clone();
         let forget_ctx = ctx.clone();
@@ -319,6 +295,11 @@ pub async fn run(
             // After the store has taken each event: objects that leave the watch are forgotten.
             .inspect(move |event| match event {
                 Ok(watcher::Event::Delete(obj)) => forget_ctx.forget(obj.namespace().as_deref(), &obj.name_any()),
+                Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
+                    if let Ok(obj) = &obj.0 {
+                        forget_ctx.owners.observe(obj);
+                    }
+                }
                 Ok(watcher::Event::InitDone) => {
                     let keys = listed
                         .state()

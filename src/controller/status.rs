@@ -89,7 +89,8 @@ pub async fn report_failure(
     set_phase(status, &Phase::from_failure(failure), generation);
     writer.write(status).await?;
     let previous_reason = before.condition(conditions::READY).map(|c| c.reason.as_str());
-    if previous_reason != Some(failure.reason()) {
+    // Waiting for another instance's create is normal with two writers, not a failure to flag.
+    if previous_reason != Some(failure.reason()) && failure.reason() != "CreateInProgress" {
         events::warning(ctx, obj, failure.reason(), failure.message().to_owned()).await;
     }
     Ok(())
