@@ -64,6 +64,24 @@ pub struct State {
     pub merge_maps_on_update: bool,
     /// moto's behaviour: a second response with an existing key is accepted.
     pub lenient_keys: bool,
+    /// Seeded random faults, for the simulation.
+    pub chaos: Option<Chaos>,
+    /// Awaited after a call took effect and before its answer is delivered (who, operation):
+    /// the simulation's scheduler decides when each answer arrives, or drops it with its caller.
+    pub gate: Option<Gate>,
+}
+
+pub type Gate = Arc<dyn Fn(String, String) -> std::pin::Pin<Box<dyn Future<Output = ()> + Send>> + Send + Sync>;
+
+/// Random faults drawn from a seeded generator, so a history replays exactly.
+pub struct Chaos {
+    pub rng: rand::rngs::StdRng,
+    /// Any call answered 429 before it takes effect.
+    pub throttle: f64,
+    /// Any call answered 500 before it takes effect.
+    pub server_error: f64,
+    /// A create, update or delete takes effect, but the caller sees a 500 (a lost reply).
+    pub lost_reply: f64,
 }
 
 #[derive(Clone)]
@@ -149,6 +167,11 @@ impl FakeAws {
     }
 
     pub fn client(&self) -> Client {
+        self.client_as("")
+    }
+
+    /// A client whose calls are named `who` at the simulation's gate.
+    pub fn client_as(&self, who: &str) -> Client {
         let s = self.state.clone();
         let get = mock!(Client::get_integration_response).then_compute_response(move |input| {
             let mut state = s.lock().unwrap();
@@ -242,6 +265,9 @@ impl FakeAws {
                     response_parameters: sorted(input.response_parameters()),
                 };
                 state.responses.insert(id.clone(), stored.clone());
+                if state.chaos_lost_reply() {
+                    return MockResponse::Http(error_response(500, "InternalServerErrorException", "reply lost"));
+                }
                 // AWS answers with the whole response, as created.
                 MockResponse::Output(
                     CreateIntegrationResponseOutput::builder()
@@ -278,7 +304,7 @@ impl FakeAws {
             }
             let name = format!("UpdateIntegrationResponse[{}]", sent.join(","));
             state.calls.push(name);
-            if let Some(response) = state.scripted("UpdateIntegrationResponse") {
+            if let Some(response) = state.scripted("UpdateIntegrationResponse").or_else(|| state.chaos_before()) {
                 return MockResponse::Http(response);
             }
             let (api, int, id) =
@@ -310,6 +336,10 @@ impl FakeAws {
                     None => {}
                 }
             }
+            let stored = stored.clone();
+            if state.chaos_lost_reply() {
+                return MockResponse::Http(error_response(500, "InternalServerErrorException", "reply lost"));
+            }
             // AWS answers with the whole response as it stands after the update.
             MockResponse::Output(
                 UpdateIntegrationResponseOutput::builder()
@@ -340,12 +370,19 @@ impl FakeAws {
                     return MockResponse::Http(response);
                 }
                 state.responses.remove(id);
+                if state.chaos_lost_reply() {
+                    return MockResponse::Http(error_response(500, "InternalServerErrorException", "reply lost"));
+                }
                 MockResponse::Output(DeleteIntegrationResponseOutput::builder().build())
             })
         });
         // Retries off, as the operator configures its clients: every attempt goes through the
         // pacer and the controller's backoff.
-        let slow = SlowMutations { inner: aws_smithy_mocks::create_mock_http_client(), state: self.state.clone() };
+        let slow = SlowMutations {
+            inner: aws_smithy_mocks::create_mock_http_client(),
+            state: self.state.clone(),
+            who: who.to_owned(),
+        };
         mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, &[&get, &list, &create, &update, &delete], |config| {
             config
                 .retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled())
@@ -378,14 +415,36 @@ impl State {
         self.failures.get_mut(operation).and_then(VecDeque::pop_front)
     }
 
-    /// Logs the call, runs what was interleaved before it, and returns a scripted failure, if
-    /// one is queued.
+    /// Logs the call, runs what was interleaved before it, and returns a scripted or random
+    /// failure, if there is one.
     fn begin<O, E>(&mut self, operation: &'static str) -> Option<MockResponse<O, E>> {
         self.calls.push(operation.to_owned());
         if let Some(change) = self.interleaved.get_mut(operation).and_then(VecDeque::pop_front) {
             change(self);
         }
+        if let Some(response) = self.chaos_before() {
+            return Some(MockResponse::Http(response));
+        }
         self.scripted(operation).map(MockResponse::Http)
+    }
+
+    fn chaos_before(&mut self) -> Option<HttpResponse> {
+        use rand::Rng;
+        let chaos = self.chaos.as_mut()?;
+        let roll: f64 = chaos.rng.random();
+        if roll < chaos.throttle {
+            Some(error_response(429, "TooManyRequestsException", "Too Many Requests"))
+        } else if roll < chaos.throttle + chaos.server_error {
+            Some(error_response(500, "InternalServerErrorException", "injected"))
+        } else {
+            None
+        }
+    }
+
+    /// Whether the answer to a mutation that took effect is lost on its way back.
+    fn chaos_lost_reply(&mut self) -> bool {
+        use rand::Rng;
+        self.chaos.as_mut().is_some_and(|chaos| chaos.rng.random::<f64>() < chaos.lost_reply)
     }
 
     /// A mutation of `api` starts now; refused while another is still in flight.
@@ -445,6 +504,7 @@ pub fn concurrent_modification() -> HttpResponse {
 struct SlowMutations {
     inner: SharedHttpClient,
     state: Arc<Mutex<State>>,
+    who: String,
 }
 
 impl std::fmt::Debug for State {
@@ -456,7 +516,7 @@ impl std::fmt::Debug for State {
 impl HttpClient for SlowMutations {
     fn http_connector(&self, settings: &HttpConnectorSettings, components: &RuntimeComponents) -> SharedHttpConnector {
         let inner = self.inner.http_connector(settings, components);
-        SharedHttpConnector::new(SlowConnector { inner, state: self.state.clone() })
+        SharedHttpConnector::new(SlowConnector { inner, state: self.state.clone(), who: self.who.clone() })
     }
 }
 
@@ -464,16 +524,25 @@ impl HttpClient for SlowMutations {
 struct SlowConnector {
     inner: SharedHttpConnector,
     state: Arc<Mutex<State>>,
+    who: String,
 }
 
 impl HttpConnector for SlowConnector {
     fn call(&self, request: HttpRequest) -> HttpConnectorFuture {
-        let latency =
-            if request.method() == "GET" { Duration::ZERO } else { self.state.lock().unwrap().mutation_latency };
+        let (latency, gate) = {
+            let state = self.state.lock().unwrap();
+            let latency = if request.method() == "GET" { Duration::ZERO } else { state.mutation_latency };
+            (latency, state.gate.clone())
+        };
+        let what = format!("{} {}", request.method(), request.uri());
+        let who = self.who.clone();
         let answer = self.inner.call(request);
         HttpConnectorFuture::new(async move {
             if !latency.is_zero() {
                 tokio::time::sleep(latency).await;
+            }
+            if let Some(gate) = gate {
+                gate(who, what).await;
             }
             answer.await
         })

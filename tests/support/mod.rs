@@ -5,6 +5,7 @@ pub mod fake_aws;
 pub mod fake_kube;
 pub mod moto;
 pub mod proxy;
+pub mod sim_kube;
 pub mod stack;
 
 use std::sync::Arc;
