@@ -992,3 +992,28 @@ async fn of_two_objects_recording_one_response_the_later_by_name_gives_it_up() {
     assert!(h.kube.object().is_none());
     assert_eq!(h.aws.only_response().id, id);
 }
+
+#[tokio::test]
+async fn a_conflict_on_a_retried_create_under_our_own_claim_takes_the_response_over() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    // The first attempt's outcome is unknown (500): the claim stays.
+    h.aws.fail_next("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "timeout"));
+    h.fail_and_requeue().await;
+    assert!(h.status().claimed_key().is_some());
+    // The retry's listing misses the response that attempt made (pages shift under concurrent
+    // changes), so it creates again and AWS answers ConflictException.
+    h.aws.before_next("CreateIntegrationResponse", |state| {
+        let id = state.insert(API, INTEGRATION, "/4\\d\\d/");
+        let stored = state.responses.get_mut(&id).unwrap();
+        stored.template_selection_expression = Some("$integration.response.statuscode".into());
+        stored.response_templates =
+            [("application/json".into(), "{\"error\": \"$context.error.message\"}".into())].into();
+        stored.response_parameters = [("method.response.header.X-Failed".into(), "'true'".into())].into();
+    });
+    h.reconcile().await.unwrap();
+    let only = h.aws.only_response();
+    assert_eq!(h.id(), only.id, "ours, taken over rather than called foreign");
+    assert_eq!(h.condition("Ready").0, "True");
+    assert!(h.kube.event_reasons().contains(&"TakenOver".to_owned()));
+}

@@ -62,6 +62,8 @@ struct Gates {
     arrivals: AtomicU64,
     /// During convergence every request passes at once.
     open: AtomicBool,
+    /// Every arrival, when replaying with SIM_FULL set.
+    log: Mutex<Vec<String>>,
 }
 
 fn gate(gates: &Arc<Gates>) -> Gate {
@@ -69,6 +71,9 @@ fn gate(gates: &Arc<Gates>) -> Gate {
     Arc::new(move |who, what| {
         let gates = gates.clone();
         Box::pin(async move {
+            if std::env::var("SIM_FULL").is_ok() && (what.contains("amazonaws") || what.contains("PATCH")) {
+                println!("  [{who} at gate: {what}]");
+            }
             if gates.open.load(Ordering::SeqCst) {
                 return;
             }
@@ -100,6 +105,10 @@ struct Watch {
 impl Witness for Watch {
     fn status_written(&mut self, name: &str, old: &Value, new: &Value, by: &str) {
         let mut records = self.records.lock().unwrap();
+        if std::env::var("SIM_FULL").is_ok() {
+            let reason = new["conditions"].as_array().and_then(|c| c.first()).map(|c| c["reason"].clone());
+            println!("  [{by} writes {name}: id {} claim {} {reason:?}]", new["integrationResponseId"], new["pendingCreate"]);
+        }
         if let Some(id) = new["integrationResponseId"].as_str() {
             records.ids.entry(name.to_owned()).or_default().insert(id.to_owned());
         }
@@ -113,10 +122,12 @@ impl Witness for Watch {
         }
     }
 
-    fn finalizer_released(&mut self, object: &Value, by: &str) {
+    fn finalizer_released(&mut self, object: &Value, by: &str, others: &BTreeSet<String>) {
         let name = object["metadata"]["name"].as_str().unwrap();
         let mut records = self.records.lock().unwrap();
-        let ids = records.ids.get(name).cloned().unwrap_or_default();
+        // A response another live object records is that object's to delete.
+        let ids: BTreeSet<String> =
+            records.ids.get(name).cloned().unwrap_or_default().difference(others).cloned().collect();
         let in_aws: Vec<String> = {
             let state = self.aws.state.lock().unwrap();
             ids.iter().filter(|id| state.responses.contains_key(*id)).cloned().collect()
@@ -434,6 +445,8 @@ impl Sim {
         }
         let mut quiet_rounds = 0;
         for _round in 0..20 {
+            // Each round is a periodic resync: later than any verification kept in memory.
+            tokio::time::advance(std::time::Duration::from_secs(300)).await;
             let before = self.fingerprint();
             for which in 0..self.instances.len() {
                 let names: Vec<String> = {
@@ -570,11 +583,32 @@ async fn run(seed: u64, strict: bool, steps: usize) -> Result<Vec<String>, Strin
             task.abort();
         }
     }
+    if !violations.is_empty() {
+        // The end state, for whoever reads a failure.
+        let world = sim.world.lock().unwrap();
+        for (name, object) in &world.objects {
+            let status = &object["status"];
+            let ready = status["conditions"].as_array().and_then(|c| c.iter().find(|c| c["type"] == "Ready"));
+            violations.push(format!(
+                "(end) {name}: generation {} id {} claim {} ready {}/{} deleting {}",
+                object["metadata"]["generation"],
+                status["integrationResponseId"],
+                status["pendingCreate"],
+                ready.map(|r| r["status"].clone()).unwrap_or_default(),
+                ready.map(|r| r["reason"].clone()).unwrap_or_default(),
+                object["metadata"].get("deletionTimestamp").is_some(),
+            ));
+        }
+        for r in sim.aws.responses() {
+            violations.push(format!("(end) AWS {} {} {} {:?}", r.id, r.integration_id, r.key, r.response_templates));
+        }
+    }
     if violations.is_empty() {
         Ok(sim.trace)
     } else {
         let shown = if std::env::var("SIM_SEED").is_ok() { usize::MAX } else { 40 };
         let history = sim.trace.iter().position(|t| t.starts_with("-- faults stop")).unwrap_or(sim.trace.len());
+        let history = if std::env::var("SIM_FULL").is_ok() { sim.trace.len() } else { history };
         let tail = sim.trace[..history].iter().rev().take(shown).rev().cloned().collect::<Vec<_>>().join("\n  ");
         Err(format!(
             "seed {seed} ({} keys, {instances} instances) broke invariants:\n- {}\nlast steps:\n  {tail}\nreplay: SIM_SEED={seed} cargo test --test simulation -- --nocapture",
@@ -586,6 +620,8 @@ async fn run(seed: u64, strict: bool, steps: usize) -> Result<Vec<String>, Strin
 
 fn seeds() -> Vec<u64> {
     if let Ok(seed) = std::env::var("SIM_SEED") {
+        // Replaying one seed: the operator's own log too (RUST_LOG picks the level).
+        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
         return vec![seed.parse().expect("SIM_SEED is a number")];
     }
     let count = std::env::var("SIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);

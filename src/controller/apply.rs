@@ -283,6 +283,9 @@ impl Run<'_, '_> {
         desired: &Desired,
         recreating: bool,
     ) -> Result<String> {
+        // Whether an earlier attempt of ours may already have made it (its answer lost).
+        let ours_before = self.status.claimed_key() == Some(desired.key.as_str())
+            && self.status.pending_create.as_ref().is_none_or(|c| c.holder == self.ctx.settings.identity);
         self.status.integration_response_id = None;
         self.status.claim(&desired.key, &self.ctx.settings.identity, now_rfc3339());
         self.record_target(target);
@@ -296,7 +299,22 @@ impl Run<'_, '_> {
         self.ctx.snapshots.invalidate(target);
         let created = match created {
             Ok(created) => created,
-            Err(err) => return Err(self.create_refused(aws, target, desired, err).await),
+            Err(err) => {
+                let found = self.create_refused(aws, target, desired, err, ours_before).await?;
+                // Our own earlier create, which a listing missed (pages shift while responses
+                // are added and removed): taken over, not called foreign.
+                self.record_id(target, &found);
+                let note = format!("Took over {} (key {}), created by an earlier attempt", found.id, found.fields.key);
+                self.changes.push(("TakenOver", note));
+                if plan(desired, &found) == Plan::InSync {
+                    return Ok(ready_message(&found.id));
+                }
+                return Err(Failure::Transient {
+                    reason: "Updating",
+                    message: format!("Took over {}; bringing it in line with the spec.", found.id),
+                }
+                .into());
+            }
         };
         self.record_id(target, &created);
         let (reason, note) = if recreating {
@@ -312,32 +330,39 @@ impl Run<'_, '_> {
 impl Run<'_, '_> {
     /// Turns a failed create into the failure to report. The claim (pending key) is kept only
     /// while the outcome is unknown: an answer that proves nothing was created clears it, so the
-    /// object can never later take over a response someone else made under that key.
+    /// object can never later take over a response someone else made under that key. `Ok` is
+    /// the response under the key when it is our own, from an earlier attempt under our claim.
     async fn create_refused(
         &mut self,
         aws: &IntegrationResponses,
         target: &Target,
         desired: &Desired,
         err: AwsError,
-    ) -> Error {
+        ours_before: bool,
+    ) -> Result<Observed> {
         match err.kind {
             // Timeouts, dropped connections, 5xx: AWS may have created it; the next pass looks
             // the key up.
-            ErrorKind::Network | ErrorKind::ServerError => return Failure::from(err).into(),
+            ErrorKind::Network | ErrorKind::ServerError => return Err(Failure::from(err).into()),
             ErrorKind::Throttled | ErrorKind::NotFound | ErrorKind::BadRequest | ErrorKind::AccessDenied => {
                 self.status.clear_claim();
-                return Failure::from(err).into();
+                return Err(Failure::from(err).into());
             }
-            ErrorKind::Conflict => self.status.clear_claim(),
+            ErrorKind::Conflict => {}
         }
         // A conflict is either the key, taken since we looked, or another change to the API
         // overlapping ours. Look again to tell which.
-        match aws.list(target).await {
-            Ok(responses) => match responses.iter().find(|r| r.fields.key == desired.key) {
-                Some(found) => Failure::stalled("AlreadyExists", foreign_message(found, target)).into(),
-                None => Failure::from(err).into(),
-            },
-            Err(list_err) => Failure::from(list_err).into(),
+        let responses = aws.list(target).await.map_err(Failure::from)?;
+        match responses.into_iter().find(|r| r.fields.key == desired.key) {
+            Some(found) if ours_before => Ok(found),
+            Some(found) => {
+                self.status.clear_claim();
+                Err(Failure::stalled("AlreadyExists", foreign_message(&found, target)).into())
+            }
+            None => {
+                self.status.clear_claim();
+                Err(Failure::from(err).into())
+            }
         }
     }
 }

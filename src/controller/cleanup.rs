@@ -17,12 +17,6 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     let mut status = obj.status.clone().unwrap_or_default();
     // Counted as in progress until the watch sees it go (see `Context::forget`).
     ctx.metrics.set_object_state(&object_key(obj), Some(ObjectState::Progressing));
-    if obj.spec.deletion_policy() == DeletionPolicy::Retain {
-        if let Some(id) = &status.integration_response_id {
-            events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS (deletionPolicy Retain)")).await;
-        }
-        return Ok(Action::await_change());
-    }
     // A copy that shows nothing created may predate our own last write (the watch lags): read
     // it fresh before letting the finalizer go, so a response just made is not leaked.
     let fresh;
@@ -33,11 +27,18 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     } else {
         obj
     };
-    // Another instance is creating it right now: deleting by key could miss its create.
+    // Another instance is creating it right now: deleting by key could miss its create, and
+    // letting go now (even with Retain) would leave a response that nobody knows the id of.
     if let Some(waiting) = claim_of_another(&status, &ctx.settings) {
         let mut writer = StatusWriter::new(api, obj);
         report_failure(ctx, obj, &mut writer, &mut status, &waiting).await?;
         return Err(Error::Failure(waiting));
+    }
+    if obj.spec.deletion_policy() == DeletionPolicy::Retain {
+        if let Some(id) = &status.integration_response_id {
+            events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS (deletionPolicy Retain)")).await;
+        }
+        return Ok(Action::await_change());
     }
     match delete_in_aws(obj, ctx, &status).await {
         Ok(Some((id, Deleted::Deleted))) => {

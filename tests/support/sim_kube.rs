@@ -25,8 +25,9 @@ const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 pub trait Witness: Send {
     /// `name`'s status goes from `old` to `new`.
     fn status_written(&mut self, name: &str, old: &Value, new: &Value, by: &str);
-    /// The last finalizer of `object` (being deleted) is removed.
-    fn finalizer_released(&mut self, object: &Value, by: &str);
+    /// The last finalizer of `object` (being deleted) is removed; `others` are the ids other
+    /// live objects record at that moment.
+    fn finalizer_released(&mut self, object: &Value, by: &str, others: &std::collections::BTreeSet<String>);
 }
 
 pub struct World {
@@ -223,7 +224,13 @@ impl World {
                 self.bump(&name);
                 let reply = self.objects[&name].clone();
                 if deleting && after == 0 {
-                    self.witness.finalizer_released(&reply, by);
+                    let others = self
+                        .objects
+                        .iter()
+                        .filter(|(other, o)| **other != name && o["metadata"].get("deletionTimestamp").is_none())
+                        .filter_map(|(_, o)| o["status"]["integrationResponseId"].as_str().map(str::to_owned))
+                        .collect();
+                    self.witness.finalizer_released(&reply, by, &others);
                     self.objects.remove(&name);
                 }
                 match fault {
