@@ -243,3 +243,45 @@ async fn a_missing_crd_is_reported_and_waited_for() {
     stack.apply(&stack.cr("errors")).await;
     wait_ready(&stack, "errors", &operator).await;
 }
+
+/// The `objects` gauge counts watched objects only: one that leaves the label selector, or whose
+/// finalizer someone removes by hand, stops being counted.
+#[tokio::test]
+async fn objects_that_leave_the_watch_leave_the_gauges() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let operator = stack.operator(&[("LABEL_SELECTOR", "shard=a")]);
+    for (name, key) in [("leaves", "/4\\d\\d/"), ("unfinalized", "/5\\d\\d/")] {
+        let mut object = keyed(&stack, name, key);
+        object.metadata.labels = Some([("shard".to_owned(), "a".to_owned())].into());
+        stack.apply(&object).await;
+        wait_ready(&stack, name, &operator).await;
+    }
+    let ready = |count: u32| format!("integration_response_operator_objects{{state=\"ready\"}} {count}");
+    let gauge_reads = |want: String| {
+        let operator = &operator;
+        async move {
+            eventually(WAIT, &want.clone(), Some(operator), || {
+                let want = want.clone();
+                async move { operator.http_get("/metrics").await.1.contains(&want).then_some(()) }
+            })
+            .await
+        }
+    };
+    gauge_reads(ready(2)).await;
+
+    // Relabelled out of this instance's selector: the watch reports it deleted.
+    let patch = kube::api::Patch::Merge(json!({"metadata": {"labels": {"shard": "b"}}}));
+    stack.api().patch("leaves", &Default::default(), &patch).await.unwrap();
+    gauge_reads(ready(1)).await;
+
+    // Finalizer removed by hand, then deleted: gone without a cleanup by the operator.
+    let patch = kube::api::Patch::Merge(json!({"metadata": {"finalizers": null}}));
+    stack.api().patch("unfinalized", &Default::default(), &patch).await.unwrap();
+    stack.api().delete("unfinalized", &Default::default()).await.unwrap();
+    gauge_reads(ready(0)).await;
+    let (_, text) = operator.http_get("/metrics").await;
+    for state in ["progressing", "stalled"] {
+        assert!(text.contains(&format!("integration_response_operator_objects{{state=\"{state}\"}} 0")), "{text}");
+    }
+}
