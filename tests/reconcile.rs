@@ -1017,3 +1017,42 @@ async fn a_conflict_on_a_retried_create_under_our_own_claim_takes_the_response_o
     assert_eq!(h.condition("Ready").0, "True");
     assert!(h.kube.event_reasons().contains(&"TakenOver".to_owned()));
 }
+
+#[tokio::test]
+async fn a_cleanup_from_a_copy_of_an_earlier_incarnation_leaves_the_new_objects_finalizer() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    // A copy of the object as it was being deleted, still held by a lagging instance ...
+    let mut stale = h.object();
+    stale.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-11-29T00:00:00Z".parse().unwrap()));
+    // ... while the object was deleted and created again under the same name.
+    {
+        let mut state = h.kube.state.lock().unwrap();
+        let object = state.object.as_mut().unwrap();
+        object["metadata"]["uid"] = json!("uid-errors-2");
+        object.as_object_mut().unwrap().remove("status");
+    }
+    let result = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(stale), h.ctx.clone())).await.unwrap();
+    assert!(result.is_err(), "the finalizer patch is refused: another incarnation");
+    let finalizers = h.object().metadata.finalizers.unwrap_or_default();
+    assert_eq!(finalizers, ["apigatewayv2.aws.operator.rs/finalizer"], "the new object keeps its finalizer");
+}
+
+#[tokio::test]
+async fn a_pass_from_an_old_copy_makes_nothing_for_a_new_object_without_the_finalizer() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap(); // finalizer
+    let stale = h.object();
+    // Deleted and created again under the same name: no finalizer, no status yet.
+    {
+        let mut state = h.kube.state.lock().unwrap();
+        let object = state.object.as_mut().unwrap();
+        object["metadata"]["uid"] = json!("uid-errors-2");
+        object["metadata"]["resourceVersion"] = json!("99");
+        object["metadata"].as_object_mut().unwrap().remove("finalizers");
+    }
+    let result = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(stale), h.ctx.clone())).await.unwrap();
+    assert!(result.is_ok(), "{result:?}");
+    assert!(!h.aws.calls().iter().any(|c| c.starts_with("Create")), "{:?}", h.aws.calls());
+    assert!(h.aws.responses().is_empty());
+}

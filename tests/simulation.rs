@@ -62,8 +62,6 @@ struct Gates {
     arrivals: AtomicU64,
     /// During convergence every request passes at once.
     open: AtomicBool,
-    /// Every arrival, when replaying with SIM_FULL set.
-    log: Mutex<Vec<String>>,
 }
 
 fn gate(gates: &Arc<Gates>) -> Gate {
@@ -107,7 +105,10 @@ impl Witness for Watch {
         let mut records = self.records.lock().unwrap();
         if std::env::var("SIM_FULL").is_ok() {
             let reason = new["conditions"].as_array().and_then(|c| c.first()).map(|c| c["reason"].clone());
-            println!("  [{by} writes {name}: id {} claim {} {reason:?}]", new["integrationResponseId"], new["pendingCreate"]);
+            println!(
+                "  [{by} writes {name}: id {} claim {} {reason:?}]",
+                new["integrationResponseId"], new["pendingCreate"]
+            );
         }
         if let Some(id) = new["integrationResponseId"].as_str() {
             records.ids.entry(name.to_owned()).or_default().insert(id.to_owned());

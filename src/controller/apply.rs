@@ -8,7 +8,7 @@ use super::status::{StatusWriter, object_key, report_failure, set_phase};
 use super::{Context, Settings, events};
 use crate::aws::{AwsError, ErrorKind, IntegrationResponses, Observed};
 use crate::conditions::Phase;
-use crate::crd::{ADOPT_ANNOTATION, IntegrationResponse, IntegrationResponseStatus};
+use crate::crd::{ADOPT_ANNOTATION, FINALIZER, IntegrationResponse, IntegrationResponseStatus};
 use crate::failure::Failure;
 use crate::metrics::ObjectState;
 use crate::plan::{Desired, Plan, Target, plan};
@@ -33,10 +33,11 @@ pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrati
 }
 
 async fn apply_once(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
-    // A fresh copy can show the object being deleted since the cached one was taken. Creating
-    // now could race the cleanup that another instance may already be finishing: leave it to
-    // the cleanup path, which the deletion itself triggers.
-    if obj.metadata.deletion_timestamp.is_some() {
+    // A fresh copy can show the object being deleted since the cached one was taken (creating
+    // now could race a cleanup another instance is finishing), or show a new object under the
+    // same name without our finalizer yet (a response made for it could leak). Either way the
+    // finalizer wrapper must decide again; the change itself triggers that reconcile.
+    if obj.metadata.deletion_timestamp.is_some() || !obj.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::requeue(std::time::Duration::from_secs(1)));
     }
     apply_pass(obj, ctx, api).await

@@ -4,6 +4,7 @@
 mod apply;
 mod cleanup;
 mod events;
+mod finalizer;
 mod owners;
 mod status;
 
@@ -19,7 +20,9 @@ use std::time::{Duration, Instant};
 use futures::StreamExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
-use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::finalizer::Event as FinalizerEvent;
+
+use self::finalizer::finalizer;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
