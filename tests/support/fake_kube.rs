@@ -196,39 +196,10 @@ impl KubeState {
                 let Some(object) = self.object.as_mut() else {
                     return status_error(404, "NotFound", "gone");
                 };
-                let before = object["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
-                let patch: json_patch::Patch = serde_json::from_value(body).unwrap();
-                // kube-apiserver's JSON patch (evanphx/json-patch) treats `test` against null as
-                // passing when the path is absent; the json-patch crate does not, so such tests
-                // are checked here and left out.
-                let mut ops = Vec::new();
-                for op in patch.0 {
-                    match &op {
-                        json_patch::PatchOperation::Test(test) if test.value.is_null() => {
-                            if !object.pointer(test.path.as_str()).is_none_or(Value::is_null) {
-                                return status_error(422, "Invalid", "test operation failed");
-                            }
-                        }
-                        _ => ops.push(op),
-                    }
-                }
-                let mut patched = object.clone();
-                if let Err(err) = json_patch::patch(&mut patched, &ops) {
-                    return status_error(422, "Invalid", &err.to_string());
-                }
-                // Empty lists are omitted from metadata, as the real server stores them.
-                if patched["metadata"]["finalizers"].as_array().is_some_and(Vec::is_empty) {
-                    patched["metadata"].as_object_mut().unwrap().remove("finalizers");
-                }
-                let after = patched["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
-                let deleting = patched["metadata"].get("deletionTimestamp").is_some();
-                if deleting && after > before {
-                    return status_error(
-                        422,
-                        "Forbidden",
-                        "no new finalizers can be added if the object is being deleted",
-                    );
-                }
+                let (patched, deleting, after) = match json_patch_metadata(object, body) {
+                    Ok(done) => done,
+                    Err(refused) => return refused,
+                };
                 *object = patched;
                 self.bump();
                 let reply = self.object.clone().unwrap();
@@ -246,7 +217,42 @@ impl KubeState {
     }
 }
 
-fn status_error(code: u16, reason: &str, message: &str) -> (StatusCode, Value) {
+/// A JSON patch of an object's metadata (finalizers), as kube-apiserver applies it: returns the
+/// patched object, whether it is being deleted, and how many finalizers it has left.
+pub fn json_patch_metadata(object: &Value, body: Value) -> Result<(Value, bool, usize), (StatusCode, Value)> {
+    let before = object["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
+    let patch: json_patch::Patch = serde_json::from_value(body).unwrap();
+    // kube-apiserver's JSON patch (evanphx/json-patch) treats `test` against null as passing
+    // when the path is absent; the json-patch crate does not, so such tests are checked here and
+    // left out.
+    let mut ops = Vec::new();
+    for op in patch.0 {
+        match &op {
+            json_patch::PatchOperation::Test(test) if test.value.is_null() => {
+                if !object.pointer(test.path.as_str()).is_none_or(Value::is_null) {
+                    return Err(status_error(422, "Invalid", "test operation failed"));
+                }
+            }
+            _ => ops.push(op),
+        }
+    }
+    let mut patched = object.clone();
+    if let Err(err) = json_patch::patch(&mut patched, &ops) {
+        return Err(status_error(422, "Invalid", &err.to_string()));
+    }
+    // Empty lists are omitted from metadata, as the real server stores them.
+    if patched["metadata"]["finalizers"].as_array().is_some_and(Vec::is_empty) {
+        patched["metadata"].as_object_mut().unwrap().remove("finalizers");
+    }
+    let after = patched["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
+    let deleting = patched["metadata"].get("deletionTimestamp").is_some();
+    if deleting && after > before {
+        return Err(status_error(422, "Forbidden", "no new finalizers can be added if the object is being deleted"));
+    }
+    Ok((patched, deleting, after))
+}
+
+pub fn status_error(code: u16, reason: &str, message: &str) -> (StatusCode, Value) {
     let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "message": message, "code": code});
     (StatusCode::from_u16(code).unwrap(), body)
 }

@@ -17,6 +17,7 @@ use rand::rngs::StdRng;
 use serde_json::{Value, json};
 
 use super::fake_aws::Gate;
+use super::fake_kube::{json_patch_metadata, status_error};
 
 const OBJECTS: &str = "/apis/apigatewayv2.aws.operator.rs/v1alpha1/namespaces/default/integrationresponses";
 const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
@@ -190,36 +191,10 @@ impl World {
                 let Some(object) = self.objects.get(&name).cloned() else {
                     return status_error(404, "NotFound", "not found");
                 };
-                let before = object["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
-                let patch: json_patch::Patch = serde_json::from_value(body).unwrap();
-                let mut ops = Vec::new();
-                // kube-apiserver's JSON patch passes `test` against null when the path is absent.
-                for op in patch.0 {
-                    match &op {
-                        json_patch::PatchOperation::Test(test) if test.value.is_null() => {
-                            if !object.pointer(test.path.as_str()).is_none_or(Value::is_null) {
-                                return status_error(422, "Invalid", "test operation failed");
-                            }
-                        }
-                        _ => ops.push(op),
-                    }
-                }
-                let mut patched = object.clone();
-                if let Err(err) = json_patch::patch(&mut patched, &ops) {
-                    return status_error(422, "Invalid", &err.to_string());
-                }
-                if patched["metadata"]["finalizers"].as_array().is_some_and(Vec::is_empty) {
-                    patched["metadata"].as_object_mut().unwrap().remove("finalizers");
-                }
-                let after = patched["metadata"]["finalizers"].as_array().map_or(0, Vec::len);
-                let deleting = patched["metadata"].get("deletionTimestamp").is_some();
-                if deleting && after > before {
-                    return status_error(
-                        422,
-                        "Forbidden",
-                        "no new finalizers can be added if the object is being deleted",
-                    );
-                }
+                let (patched, deleting, after) = match json_patch_metadata(&object, body) {
+                    Ok(done) => done,
+                    Err(refused) => return refused,
+                };
                 self.objects.insert(name.clone(), patched);
                 self.bump(&name);
                 let reply = self.objects[&name].clone();
@@ -247,11 +222,6 @@ impl World {
         self.unexpected.push(described.clone());
         status_error(501, "NotImplemented", &described)
     }
-}
-
-fn status_error(code: u16, reason: &str, message: &str) -> (StatusCode, Value) {
-    let body = json!({"kind": "Status", "apiVersion": "v1", "status": "Failure", "reason": reason, "message": message, "code": code});
-    (StatusCode::from_u16(code).unwrap(), body)
 }
 
 /// One operator instance's connection to the world.
