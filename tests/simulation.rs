@@ -7,8 +7,8 @@
 //!
 //! Every request to either fake waits at a gate, and only the scheduler opens gates, one at a
 //! time, so a history depends on the seed alone: a failing seed prints itself and replays with
-//! `SIM_SEED=<seed> cargo test --test simulation -- --nocapture`. `SIM_SEEDS=<n>` runs more seeds
-//! (the default keeps `cargo test` within about a minute).
+//! `SIM_SEED=<seed> cargo test --test simulation -- --nocapture`. `SIM_SEEDS=<n>` runs more seeds,
+//! from `SIM_FIRST` (0 unless set; the default keeps `cargo test` within about a minute).
 
 mod support;
 
@@ -625,8 +625,9 @@ fn seeds() -> Vec<u64> {
         let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::from_default_env()).try_init();
         return vec![seed.parse().expect("SIM_SEED is a number")];
     }
-    let count = std::env::var("SIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
-    (0..count).collect()
+    let count: u64 = std::env::var("SIM_SEEDS").ok().and_then(|n| n.parse().ok()).unwrap_or(1000);
+    let first: u64 = std::env::var("SIM_FIRST").ok().and_then(|n| n.parse().ok()).unwrap_or(0);
+    (first..first + count).collect()
 }
 
 async fn run_all(strict: bool) {
