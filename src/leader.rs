@@ -159,18 +159,26 @@ impl Elector {
     pub async fn hold(&mut self) {
         let deadline = self.config.duration * 2 / 3;
         let mut last_renewed = Instant::now();
+        let mut wait = self.config.renew_interval();
         loop {
-            tokio::time::sleep(self.config.renew_interval()).await;
-            let sent = Instant::now();
+            tokio::time::sleep(wait).await;
             let time_left = deadline.saturating_sub(last_renewed.elapsed());
-            match tokio::time::timeout(time_left, self.try_acquire_or_renew()).await {
-                Ok(Ok(true)) => last_renewed = sent,
-                Ok(Ok(false)) => return warn!("another replica holds the lease"),
-                Ok(Err(err)) => warn!(%err, "could not renew the lease"),
-                Err(_) => return warn!(?time_left, "renewing the lease did not finish in time"),
-            }
-            if last_renewed.elapsed() > deadline {
+            if time_left.is_zero() {
                 return warn!("could not renew the lease in time");
+            }
+            let sent = Instant::now();
+            match tokio::time::timeout(time_left, self.try_acquire_or_renew()).await {
+                Ok(Ok(true)) => {
+                    last_renewed = sent;
+                    wait = self.config.renew_interval();
+                }
+                Ok(Ok(false)) => return warn!("another replica holds the lease"),
+                // One failed renewal is no reason to give up: try again soon, while time is left.
+                Ok(Err(err)) => {
+                    warn!(%err, "could not renew the lease");
+                    wait = self.config.duration / 10;
+                }
+                Err(_) => return warn!(?time_left, "renewing the lease did not finish in time"),
             }
         }
     }
@@ -218,6 +226,59 @@ mod tests {
         let held = started.elapsed();
         assert!(held <= Duration::from_secs(10), "stopped within two thirds of the lease: {held:?}");
         assert!(held >= Duration::from_secs(5), "not before the first renewal was due: {held:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_failed_renewal_is_retried_before_the_lease_is_given_up() {
+        use std::sync::{Arc, Mutex};
+        // An API server holding one Lease, answering the second GET with a 500.
+        let (service, mut handle) =
+            tower_test::mock::pair::<http::Request<kube::client::Body>, http::Response<kube::client::Body>>();
+        let requests = Arc::new(Mutex::new(Vec::<String>::new()));
+        let seen = requests.clone();
+        tokio::spawn(async move {
+            let mut lease: Option<serde_json::Value> = None;
+            let mut gets = 0;
+            while let Some((request, send)) = handle.next_request().await {
+                let method = request.method().to_string();
+                let body = request.into_body().collect_bytes().await.unwrap();
+                seen.lock().unwrap().push(method.clone());
+                let (status, reply) = match method.as_str() {
+                    "GET" => {
+                        gets += 1;
+                        match (&lease, gets) {
+                            (_, 3) => (500, serde_json::json!({"kind": "Status", "code": 500})),
+                            (Some(l), _) => (200, l.clone()),
+                            (None, _) => {
+                                (404, serde_json::json!({"kind": "Status", "code": 404, "reason": "NotFound"}))
+                            }
+                        }
+                    }
+                    _ => {
+                        let mut written: serde_json::Value = serde_json::from_slice(&body).unwrap();
+                        written["metadata"]["resourceVersion"] = serde_json::json!(gets.to_string());
+                        lease = Some(written.clone());
+                        (if method == "POST" { 201 } else { 200 }, written)
+                    }
+                };
+                let response = http::Response::builder()
+                    .status(status)
+                    .header("content-type", "application/json")
+                    .body(kube::client::Body::from(serde_json::to_vec(&reply).unwrap()))
+                    .unwrap();
+                send.send_response(response);
+            }
+        });
+        let config = LeaseConfig {
+            name: "l".into(),
+            namespace: "n".into(),
+            identity: "a".into(),
+            duration: Duration::from_secs(15),
+        };
+        let mut elector = Elector::new(kube::Client::new(service, "n"), config);
+        assert!(elector.try_acquire_or_renew().await.unwrap(), "acquired");
+        let held = tokio::time::timeout(Duration::from_secs(60), elector.hold()).await;
+        assert!(held.is_err(), "still leading after one failed renewal: {:?}", requests.lock().unwrap());
     }
 
     #[test]

@@ -25,11 +25,7 @@ use crate::shutdown::Shutdown;
 pub async fn run(args: Args) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals();
     let client = Client::try_default().await.context("no Kubernetes client: set KUBECONFIG or run in a cluster")?;
-    let identity = args
-        .identity
-        .clone()
-        .or_else(|| std::env::var("HOSTNAME").ok())
-        .unwrap_or_else(|| "integration-response-operator".into());
+    let identity = identity(args.identity.clone(), std::env::var("HOSTNAME").ok());
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
     let pacer = Arc::new(Pacer::new(args.aws_rps, args.aws_burst));
@@ -113,6 +109,16 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// This process's name in Leases, Events and create claims: the pod name, else the host name,
+/// else a name of its own. Two processes must never share one by accident (a local run beside
+/// the cluster's operator, say): a claim would look like each one's own and protect nothing.
+fn identity(pod_name: Option<String>, host_name: Option<String>) -> String {
+    pod_name.or(host_name).filter(|name| !name.is_empty()).unwrap_or_else(|| {
+        let suffix: u32 = rand::random();
+        format!("integration-response-operator-{suffix:08x}")
+    })
+}
+
 /// Waits until this replica holds the lease; `None` if shutdown came first.
 async fn acquire(mut elector: Elector, shutdown: &Shutdown) -> Option<Elector> {
     let retry = elector.config().retry_interval();
@@ -158,5 +164,19 @@ async fn wait_for_crd(client: &Client, scope: &WatchScope, shutdown: &Shutdown) 
             _ = shutdown.clone().requested() => return false,
             _ = tokio::time::sleep(Duration::from_secs(2)) => {}
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn without_a_pod_or_host_name_each_process_names_itself_apart() {
+        assert_eq!(identity(Some("op-7f9".into()), Some("host".into())), "op-7f9");
+        assert_eq!(identity(None, Some("host".into())), "host");
+        let (a, b) = (identity(None, None), identity(None, None));
+        assert!(a.starts_with("integration-response-operator-"), "{a}");
+        assert_ne!(a, b, "two processes, two identities");
     }
 }

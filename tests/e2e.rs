@@ -251,7 +251,8 @@ async fn a_crash_between_the_create_and_the_status_write_makes_no_duplicate() {
     // The first status write (the pending key) goes through; every later one fails, so the id
     // never reaches the API server.
     stack.emulator.faults().add(Fault::fail("patch", "integrationresponses/status", 500, 1_000).after(1));
-    let mut first = stack.operator(&[]);
+    // The same pod, restarted: it recognises its own claim at once.
+    let mut first = stack.operator(&[("POD_NAME", "operator-0")]);
     stack.apply(&stack.cr("errors")).await;
     eventually(WAIT, "the create to reach AWS", Some(&first), || async {
         (!stack.moto_responses().await.is_empty()).then_some(())
@@ -264,7 +265,7 @@ async fn a_crash_between_the_create_and_the_status_write_makes_no_duplicate() {
     assert_eq!(status.claimed_key(), Some("/4\\d\\d/"));
 
     stack.emulator.faults().clear();
-    let second = stack.operator(&[]);
+    let second = stack.operator(&[("POD_NAME", "operator-0")]);
     let object = wait_ready(&stack, "errors", &second).await;
     let in_aws = stack.moto_responses().await;
     assert_eq!(in_aws.len(), 1, "exactly one integration response");

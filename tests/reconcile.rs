@@ -979,6 +979,11 @@ async fn of_two_objects_recording_one_response_the_later_by_name_gives_it_up() {
         ..Default::default()
     });
     h.ctx.owners.observe(&other);
+    // The index alone is not enough: while the API server says otherwise, nothing is given up.
+    h.later().await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.id(), id, "default/a is not in the API server: kept");
+    h.kube.state.lock().unwrap().others.insert("a".into(), serde_json::to_value(&other).unwrap());
     h.later().await;
     let (err, _) = h.fail_and_requeue().await;
     assert_eq!(err.category(), "stalled");
@@ -1055,4 +1060,165 @@ async fn a_pass_from_an_old_copy_makes_nothing_for_a_new_object_without_the_fina
     assert!(result.is_ok(), "{result:?}");
     assert!(!h.aws.calls().iter().any(|c| c.starts_with("Create")), "{:?}", h.aws.calls());
     assert!(h.aws.responses().is_empty());
+}
+
+/// Another operator instance named `identity`, whose claims expire after `claim_timeout`.
+fn instance(h: &Harness, identity: &str, claim_timeout: Duration) -> Harness {
+    use integration_response_operator::aws::AwsClients;
+    use integration_response_operator::controller::{EventRecorder, Settings};
+    use integration_response_operator::metrics::Metrics;
+    use integration_response_operator::pacing::Pacer;
+    let metrics = Arc::new(Metrics::default());
+    let clients = AwsClients::fixed(h.aws.client(), Arc::new(Pacer::unlimited()), metrics.clone());
+    let events = EventRecorder::new(h.kube.client(), "integration-response-operator", identity);
+    let settings = Settings {
+        default_region: Some("us-east-1".into()),
+        resync_period: Duration::from_secs(600),
+        identity: identity.into(),
+        claim_timeout,
+    };
+    let ctx = Arc::new(Context::new(h.kube.client(), clients, events, settings, metrics));
+    Harness { kube: h.kube.clone(), aws: h.aws.clone(), ctx }
+}
+
+#[tokio::test]
+async fn a_cleanup_that_rereads_a_new_object_under_the_same_name_deletes_nothing() {
+    // An old object that never got a response is being deleted; a lagging instance holds it.
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    let mut stale = h.object();
+    stale.metadata.deletion_timestamp =
+        Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time("2026-11-29T00:00:00Z".parse().unwrap()));
+    // Meanwhile it went, and a new object under the same name made its response.
+    h.kube.state.lock().unwrap().object.as_mut().unwrap()["metadata"]["uid"] = json!("uid-errors-2");
+    h.reconcile().await.unwrap();
+    let id = h.id();
+    h.aws.clear_calls();
+    let result = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(stale), h.ctx.clone())).await.unwrap();
+    assert!(result.is_err(), "the old object's finalizer patch is refused: {result:?}");
+    assert!(!h.aws.calls().iter().any(|c| c.starts_with("Delete")), "{:?}", h.aws.calls());
+    assert_eq!(h.aws.only_response().id, id, "the new object's response stays");
+}
+
+#[tokio::test]
+async fn a_create_after_an_expired_claim_takes_over_what_the_slow_holder_made() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    // Instance a claims and sends its create, which is slow: its outcome is not known yet.
+    h.aws.fail_next("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "slow"));
+    h.fail_and_requeue().await;
+    // Instance b takes the claim as expired; a's create lands between b's lookup and b's create.
+    let b = instance(&h, "b", Duration::ZERO);
+    h.aws.before_next("CreateIntegrationResponse", |state| {
+        state.insert(API, INTEGRATION, "/4\\d\\d/");
+    });
+    b.reconcile().await.unwrap();
+    let only = h.aws.only_response();
+    assert_eq!(h.id(), only.id, "taken over: this object's own response, not a foreign one");
+    assert_eq!(h.condition("Ready").0, "True");
+}
+
+#[tokio::test]
+async fn ready_is_not_kept_once_aws_was_seen_to_differ() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.aws.tamper(&id, |stored| {
+        stored.response_templates.insert("application/json".into(), "tampered".into());
+    });
+    h.later().await;
+    h.aws.fail_next("UpdateIntegrationResponse", error_response(429, "TooManyRequestsException", "slow down"));
+    h.fail_and_requeue().await;
+    let (ready, reason, _) = h.condition("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "Throttled"), "drift seen, not yet put back");
+
+    // A response deleted outside Kubernetes whose lookup is throttled is not Ready either.
+    h.reconcile().await.unwrap();
+    h.aws.state.lock().unwrap().responses.clear();
+    h.later().await;
+    h.aws.clear_calls();
+    // The shared read answers (the id is missing), the direct read says 404, then the lookup
+    // by key is throttled.
+    h.aws.before_next("GetIntegrationResponses", |state| {
+        state.before_next("GetIntegrationResponses", |state| {
+            state.fail_this_call("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "x"));
+        });
+    });
+    h.fail_and_requeue().await;
+    assert_eq!(
+        h.aws.calls(),
+        ["GetIntegrationResponses", "GetIntegrationResponse", "GetIntegrationResponses"],
+        "shared read, direct read, lookup"
+    );
+    assert_eq!(h.condition("Ready").0, "False");
+}
+
+#[tokio::test]
+async fn a_response_deleted_during_its_update_is_created_again_promptly() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.kube.edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": "{}"}));
+    h.aws.before_next("UpdateIntegrationResponse", |state| state.responses.clear());
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "transient");
+    assert!(delay < Duration::from_secs(1), "not the slow DependencyNotFound schedule: {delay:?}");
+    assert_eq!(h.condition("Ready").1, "ResponseMissing");
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.aws.only_response().response_templates["application/json"], "{}");
+}
+
+#[tokio::test]
+async fn an_interrupted_replace_is_not_reported_as_a_deletion_outside_kubernetes() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    h.kube.edit_spec(|spec| spec["contentHandlingStrategy"] = json!("CONVERT_TO_TEXT"));
+    h.reconcile().await.unwrap();
+    h.kube.edit_spec(|spec| {
+        spec.as_object_mut().unwrap().remove("contentHandlingStrategy");
+    });
+    // Deleted, then the create's outcome is unknown.
+    h.aws.fail_next("CreateIntegrationResponse", error_response(503, "ServiceUnavailableException", "x"));
+    h.fail_and_requeue().await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.aws.only_response().content_handling, None);
+    assert!(!h.kube.event_reasons().contains(&"Recreated".to_owned()), "{:?}", h.kube.event_reasons());
+}
+
+#[tokio::test]
+async fn with_duplicate_keys_allowed_a_claim_that_finds_two_responses_takes_neither() {
+    let aws = Harness::ready_integration();
+    aws.set(|state| state.lenient_keys = true);
+    let h = Harness::new(aws);
+    h.reconcile().await.unwrap();
+    // Another tool made the key between our lookup and our create; ours took effect too, but
+    // its answer was lost.
+    h.aws.before_next("CreateIntegrationResponse", |state| {
+        state.insert(API, INTEGRATION, "/4\\d\\d/");
+        state.insert(API, INTEGRATION, "/4\\d\\d/");
+    });
+    h.aws.fail_next("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "lost"));
+    h.fail_and_requeue().await;
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let (_, reason, message) = h.condition("Stalled");
+    assert_eq!(reason, "AlreadyExists");
+    for stored in h.aws.responses() {
+        assert!(message.contains(&stored.id), "{message}");
+    }
+    assert_eq!(h.status().integration_response_id, None, "neither taken");
+    assert!(h.status().claimed_key().is_some(), "the claim stays until one is left");
+}
+
+#[tokio::test]
+async fn events_of_a_new_object_under_an_old_name_are_its_own() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    for uid in ["uid-errors", "uid-errors-2"] {
+        h.kube.state.lock().unwrap().object.as_mut().unwrap()["metadata"]["uid"] = json!(uid);
+        h.kube.edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": uid}));
+        h.aws.fail_next("UpdateIntegrationResponse", error_response(429, "TooManyRequestsException", "x"));
+        h.fail_and_requeue().await;
+        h.reconcile().await.unwrap();
+    }
+    let throttled: Vec<_> = h.kube.events().into_iter().filter(|e| e["reason"] == "Throttled").collect();
+    let uids: Vec<_> = throttled.iter().map(|e| e["regarding"]["uid"].clone()).collect();
+    assert_eq!(uids, [json!("uid-errors"), json!("uid-errors-2")], "one Event each, not a series across both");
 }

@@ -46,7 +46,7 @@ async fn apply_once(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrat
 async fn apply_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
-    let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status, changes: Vec::new() };
+    let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status, changes: Vec::new(), aws_differs: false };
     let result = match run.converge().await {
         Ok(message) => {
             set_phase(run.status, &Phase::Ready { message }, obj.metadata.generation);
@@ -60,10 +60,12 @@ async fn apply_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrat
                 Err(err) => Err(err.into()),
             }
         }
-        Err(Error::Failure(failure)) => match report_failure(ctx, obj, run.writer, run.status, &failure).await {
-            Ok(()) => Err(Error::Failure(failure)),
-            Err(err) => Err(err.into()),
-        },
+        Err(Error::Failure(failure)) => {
+            match report_failure(ctx, obj, run.writer, run.status, &failure, run.aws_differs).await {
+                Ok(()) => Err(Error::Failure(failure)),
+                Err(err) => Err(err.into()),
+            }
+        }
         Err(err) => Err(err),
     };
     // What was changed in AWS is reported whether or not the status write went through.
@@ -83,6 +85,9 @@ struct Run<'a, 'w> {
     /// Changes made, as (reason, note): published once status is written, so nothing comes
     /// between a create and the write of its id.
     changes: Vec<(&'static str, String)>,
+    /// This pass has seen AWS differ from the spec (drift, a lost response): a failure from
+    /// here on must not leave the object Ready.
+    aws_differs: bool,
 }
 
 /// How the apply pass came to hold the response it reconciles.
@@ -104,6 +109,7 @@ impl Run<'_, '_> {
         // one that sorts later gives it up, so they stop overwriting each other in AWS.
         if let Some(id) = self.status.integration_response_id.clone()
             && let Some(owner) = self.ctx.owners.yields_to(&target.api_id, &id, &object_key(self.obj))
+            && self.ctx.still_records(&owner, &id).await?
         {
             self.status.integration_response_id = None;
             self.status.clear_claim();
@@ -137,22 +143,48 @@ impl Run<'_, '_> {
         // Only a response this object already held can have drifted; one just found by key is
         // simply brought in line.
         let recorded = matches!(found, Found::Recorded(_));
+        if matches!(found, Found::Lost) {
+            self.aws_differs = true;
+        }
         let existing = match found {
             Found::Recorded(observed) => observed,
             Found::Lost | Found::Missing => match self.find_by_key(&aws, &target, &desired).await? {
                 Some(observed) => observed,
                 None => {
-                    return self.create(&aws, &target, &desired, matches!(found, Found::Lost)).await;
+                    // Lost with a claim held: our own replace or create was interrupted, not a
+                    // deletion outside Kubernetes.
+                    let recreating = matches!(found, Found::Lost) && self.status.claimed_key().is_none();
+                    self.create(&aws, &target, &desired, recreating).await?
                 }
             },
         };
 
-        match plan(&desired, &existing) {
+        let planned = plan(&desired, &existing);
+        if recorded && planned != Plan::InSync {
+            self.aws_differs = true;
+        }
+        match planned {
             Plan::InSync => Ok(ready_message(&existing.id)),
             Plan::Update(changes) => {
                 let updated = aws.update(&target, &existing.id, &changes).await;
                 self.ctx.snapshots.invalidate(&target);
-                let updated = updated.map_err(Failure::from)?;
+                let updated = match updated {
+                    Ok(updated) => updated,
+                    // Deleted meanwhile (the API and integration are still there: we just read
+                    // the response): the next pass finds it lost and creates it again.
+                    Err(err) if err.is_not_found() => {
+                        self.aws_differs = true;
+                        return Err(Failure::Transient {
+                            reason: "ResponseMissing",
+                            message: format!(
+                                "{} was deleted while it was being updated; it is created again.",
+                                existing.id
+                            ),
+                        }
+                        .into());
+                    }
+                    Err(err) => return Err(Failure::from(err).into()),
+                };
                 let fields = changes.fields().join(", ");
                 // Drift only if AWS matched this very spec before: a spec edit (whose earlier
                 // attempts may have failed) is an update the user asked for.
@@ -193,11 +225,23 @@ impl Run<'_, '_> {
         id: &str,
         why: &str,
     ) -> Result<String> {
+        // The claim first: a pass that resumes after the delete knows it was ours.
+        self.status.claim(&desired.key, &self.ctx.settings.identity, now_rfc3339());
+        self.writer.write(self.status).await?;
         let deleted = aws.delete(target, id).await;
         self.ctx.snapshots.invalidate(target);
         deleted.map_err(Failure::from)?;
         self.changes.push(("Replacing", format!("Deleted {id} to create it again: {why}")));
-        self.create(aws, target, desired, false).await
+        let created = self.create(aws, target, desired, false).await?;
+        if plan(desired, &created) != Plan::InSync {
+            // Only when the create found an earlier attempt's response that differs.
+            return Err(Failure::Transient {
+                reason: "Replacing",
+                message: format!("Created {}; bringing it in line with the spec.", created.id),
+            }
+            .into());
+        }
+        Ok(ready_message(&created.id))
     }
 
     /// Ready for the current generation as of the copy this pass started from.
@@ -224,6 +268,13 @@ impl Run<'_, '_> {
         }
         let responses = aws.list(target).await.map_err(Failure::from)?;
         let by_key = |key: &str| responses.iter().find(|r| r.fields.key == key).cloned();
+        if let Some(key) = self.status.claimed_key() {
+            let under_key: Vec<&str> =
+                responses.iter().filter(|r| r.fields.key == key).map(|r| r.id.as_str()).collect();
+            if under_key.len() > 1 {
+                return Err(ambiguous_claim(target, key, &under_key).into());
+            }
+        }
         if let Some(found) = self.status.claimed_key().and_then(by_key) {
             if let Some(owner) = self.ctx.owners.yields_to(&target.api_id, &found.id, &object_key(self.obj)) {
                 self.status.clear_claim();
@@ -283,10 +334,10 @@ impl Run<'_, '_> {
         target: &Target,
         desired: &Desired,
         recreating: bool,
-    ) -> Result<String> {
-        // Whether an earlier attempt of ours may already have made it (its answer lost).
-        let ours_before = self.status.claimed_key() == Some(desired.key.as_str())
-            && self.status.pending_create.as_ref().is_none_or(|c| c.holder == self.ctx.settings.identity);
+    ) -> Result<Observed> {
+        // A claim of this object on this key means an earlier attempt for this very object (ours,
+        // or an instance whose claim expired) may have made it, its answer lost.
+        let ours_before = self.status.claimed_key() == Some(desired.key.as_str());
         self.status.integration_response_id = None;
         self.status.claim(&desired.key, &self.ctx.settings.identity, now_rfc3339());
         self.record_target(target);
@@ -303,18 +354,12 @@ impl Run<'_, '_> {
             Err(err) => {
                 let found = self.create_refused(aws, target, desired, err, ours_before).await?;
                 // Our own earlier create, which a listing missed (pages shift while responses
-                // are added and removed): taken over, not called foreign.
+                // are added and removed): taken over, not called foreign, and brought in line
+                // by the caller like any response found.
                 self.record_id(target, &found);
                 let note = format!("Took over {} (key {}), created by an earlier attempt", found.id, found.fields.key);
                 self.changes.push(("TakenOver", note));
-                if plan(desired, &found) == Plan::InSync {
-                    return Ok(ready_message(&found.id));
-                }
-                return Err(Failure::Transient {
-                    reason: "Updating",
-                    message: format!("Took over {}; bringing it in line with the spec.", found.id),
-                }
-                .into());
+                return Ok(found);
             }
         };
         self.record_id(target, &created);
@@ -324,7 +369,7 @@ impl Run<'_, '_> {
             ("Created", format!("Created integration response {}", created.id))
         };
         self.changes.push((reason, note));
-        Ok(ready_message(&created.id))
+        Ok(created)
     }
 }
 
@@ -399,6 +444,22 @@ fn already_managed(id: &str, key: &str, owner: &str) -> Failure {
             "Integration response {id} (key {key}) is managed by IntegrationResponse {owner}; an integration \
              response can have only one owner. Change integrationResponseKey, or delete {owner} (with \
              deletionPolicy: Retain) before adopting it here."
+        ),
+    )
+}
+
+/// More than one response under the key of a create whose id was never recorded (an emulator
+/// that accepts duplicate keys): one is ours, the others someone else's; taking or deleting the
+/// wrong one would break theirs. The claim stays, so once one is left it is taken over.
+pub(super) fn ambiguous_claim(target: &Target, key: &str, ids: &[&str]) -> Failure {
+    Failure::stalled(
+        "AlreadyExists",
+        format!(
+            "Integration {} has {} integration responses with key {key} ({}); one was created for this object \
+             before its id could be recorded. Delete the others in AWS and the operator takes the last one over.",
+            target.integration_id,
+            ids.len(),
+            ids.join(", ")
         ),
     )
 }

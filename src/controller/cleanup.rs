@@ -3,7 +3,7 @@
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::apply::claim_of_another;
+use super::apply::{ambiguous_claim, claim_of_another};
 use super::status::{StatusWriter, object_key, report_failure};
 use super::{Context, events};
 use crate::aws::Deleted;
@@ -22,6 +22,11 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     let fresh;
     let obj = if status.integration_response_id.is_none() && status.claimed_key().is_none() {
         fresh = api.get(&obj.name_any()).await?;
+        // Another object under the same name (deleted and created again), or no longer being
+        // deleted: nothing here is ours to delete.
+        if fresh.uid() != obj.uid() || fresh.metadata.deletion_timestamp.is_none() {
+            return Ok(Action::await_change());
+        }
         status = fresh.status.clone().unwrap_or_default();
         &fresh
     } else {
@@ -31,7 +36,7 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     // letting go now (even with Retain) would leave a response that nobody knows the id of.
     if let Some(waiting) = claim_of_another(&status, &ctx.settings) {
         let mut writer = StatusWriter::new(api, obj);
-        report_failure(ctx, obj, &mut writer, &mut status, &waiting).await?;
+        report_failure(ctx, obj, &mut writer, &mut status, &waiting, false).await?;
         return Err(Error::Failure(waiting));
     }
     if obj.spec.deletion_policy() == DeletionPolicy::Retain {
@@ -55,7 +60,7 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
         // lets the object go without it.
         Err(failure) => {
             let mut writer = StatusWriter::new(api, obj);
-            report_failure(ctx, obj, &mut writer, &mut status, &failure).await?;
+            report_failure(ctx, obj, &mut writer, &mut status, &failure, false).await?;
             Err(Error::Failure(failure))
         }
     }
@@ -85,10 +90,15 @@ async fn delete_in_aws(
         (Some(id), _) => id.clone(),
         // A create was sent but its id never recorded: it may exist under the pending key.
         (None, Some(key)) => match aws.list(&target).await {
-            Ok(responses) => match responses.into_iter().find(|r| r.fields.key == key) {
-                Some(found) => found.id,
-                None => return Ok(None),
-            },
+            Ok(responses) => {
+                let under_key: Vec<&str> =
+                    responses.iter().filter(|r| r.fields.key == key).map(|r| r.id.as_str()).collect();
+                match under_key[..] {
+                    [] => return Ok(None),
+                    [id] => id.to_owned(),
+                    _ => return Err(ambiguous_claim(&target, key, &under_key)),
+                }
+            }
             Err(err) if err.is_not_found() => return Ok(None),
             Err(err) => return Err(err.into()),
         },
@@ -96,7 +106,15 @@ async fn delete_in_aws(
     };
     // Recorded by another live object as well (two instances' caches lagged each other): it is
     // that object's to delete.
-    if let Some(owner) = ctx.owners.other_manager(&target.api_id, &id, "", "", &object_key(obj)) {
+    if let Some(owner) = ctx.owners.other_manager(&target.api_id, &id, "", "", &object_key(obj))
+        && ctx.still_records(&owner, &id).await.map_err(|err| {
+            tracing::warn!(%err, %owner, "could not read the other object that records the response");
+            Failure::Transient {
+                reason: "KubernetesUnavailable",
+                message: format!("Could not read IntegrationResponse {owner}, which also records {id}; retrying."),
+            }
+        })?
+    {
         tracing::info!(%id, %owner, "left the integration response to the other object that records it");
         return Ok(None);
     }

@@ -40,6 +40,8 @@ const MAX_SERIES: usize = 1024;
 struct SeriesKey {
     namespace: String,
     object: String,
+    /// An object deleted and created again under the same name is another object.
+    uid: Option<String>,
     warning: bool,
     reason: String,
     note: String,
@@ -87,6 +89,7 @@ impl EventRecorder {
         let key = SeriesKey {
             namespace: namespace.clone(),
             object: obj.name_any(),
+            uid: obj.uid(),
             warning,
             reason: reason.to_owned(),
             note: note.clone(),

@@ -108,6 +108,18 @@ impl Context {
         self.waiting().len()
     }
 
+    /// Whether `owner` ("namespace/name"), as the API server holds it now, still records
+    /// response `id` and is not being deleted. The owners index follows the watch and can lag:
+    /// giving a response up or leaving it in AWS is decided on the object itself.
+    pub async fn still_records(&self, owner: &str, id: &str) -> Result<bool, kube::Error> {
+        let Some((namespace, name)) = owner.split_once('/') else { return Ok(false) };
+        let api: Api<IntegrationResponse> = Api::namespaced(self.client.clone(), namespace);
+        Ok(api.get_opt(name).await?.is_some_and(|other| {
+            other.metadata.deletion_timestamp.is_none()
+                && other.status.and_then(|s| s.integration_response_id).as_deref() == Some(id)
+        }))
+    }
+
     /// Forgets what this process keeps about an object that has left the watch (deleted, its
     /// finalizer removed by hand, or no longer matching the label selector), so gauges and
     /// per-object maps count only watched objects.

@@ -66,19 +66,22 @@ pub fn set_phase(status: &mut IntegrationResponseStatus, phase: &Phase, generati
 
 /// Records a failure in the conditions and, when its reason is new, as a Warning Event.
 /// A transient failure of an object that is Ready at this generation (a throttled resync read,
-/// say) changes nothing visible: flapping Ready would page people and unsettle Argo CD.
+/// say) changes nothing visible, unless the pass had already seen AWS differ from the spec
+/// (`aws_differs`): flapping Ready would page people and unsettle Argo CD, but Ready must not
+/// be claimed for a state known to be wrong.
 pub async fn report_failure(
     ctx: &Context,
     obj: &IntegrationResponse,
     writer: &mut StatusWriter<'_>,
     status: &mut IntegrationResponseStatus,
     failure: &Failure,
+    aws_differs: bool,
 ) -> Result<(), kube::Error> {
     let generation = obj.metadata.generation;
     let before = obj.status.clone().unwrap_or_default();
     let ready_now =
         conditions::is_true(&before.conditions, conditions::READY) && before.observed_generation == generation;
-    if matches!(failure, Failure::Transient { .. }) && ready_now {
+    if matches!(failure, Failure::Transient { .. }) && ready_now && !aws_differs {
         if obj.metadata.deletion_timestamp.is_none() {
             ctx.metrics.set_object_state(&object_key(obj), Some(ObjectState::Ready));
         }

@@ -304,6 +304,9 @@ impl FakeAws {
             }
             let name = format!("UpdateIntegrationResponse[{}]", sent.join(","));
             state.calls.push(name);
+            if let Some(change) = state.interleaved.get_mut("UpdateIntegrationResponse").and_then(VecDeque::pop_front) {
+                change(&mut state);
+            }
             if let Some(response) = state.scripted("UpdateIntegrationResponse").or_else(|| state.chaos_before()) {
                 return MockResponse::Http(response);
             }
@@ -392,6 +395,16 @@ impl FakeAws {
 }
 
 impl State {
+    /// From inside a [`FakeAws::before_next`] hook: fails the call being answered.
+    pub fn fail_this_call(&mut self, operation: &'static str, response: HttpResponse) {
+        self.failures.entry(operation).or_default().push_front(response);
+    }
+
+    /// From inside a hook: runs `change` before the following call of `operation`.
+    pub fn before_next(&mut self, operation: &'static str, change: impl FnOnce(&mut State) + Send + 'static) {
+        self.interleaved.entry(operation).or_default().push_back(Box::new(change));
+    }
+
     /// Stores a response as another tool would have created it.
     pub fn insert(&mut self, api_id: &str, integration_id: &str, key: &str) -> String {
         let id = self.new_id();

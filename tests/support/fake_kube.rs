@@ -18,6 +18,8 @@ const EVENTS: &str = "/apis/events.k8s.io/v1/namespaces/default/events";
 pub struct KubeState {
     /// The object as stored; `None` once deleted.
     pub object: Option<Value>,
+    /// Other objects in the namespace, by name, which tests may add; only read.
+    pub others: std::collections::BTreeMap<String, Value>,
     pub events: Vec<Value>,
     /// "PATCH finalizers", "APPLY status", "POST event", ...
     pub requests: Vec<String>,
@@ -155,7 +157,9 @@ impl KubeState {
             }
             (&Method::GET, p) if p.starts_with(OBJECTS) && !p.ends_with("/status") => {
                 self.requests.push("GET object".into());
-                match &self.object {
+                let name = p.trim_start_matches(OBJECTS);
+                let ours = self.object.as_ref().filter(|o| o["metadata"]["name"] == name);
+                match ours.or(self.others.get(name)) {
                     Some(object) => (StatusCode::OK, object.clone()),
                     None => status_error(404, "NotFound", "gone"),
                 }
