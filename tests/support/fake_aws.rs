@@ -208,7 +208,8 @@ impl FakeAws {
                 }
                 let all: Vec<_> =
                     state.responses.values().filter(|r| r.api_id == api && r.integration_id == int).cloned().collect();
-                let start: usize = input.next_token().map_or(0, |t| t.parse().unwrap());
+                // A page past the end (responses went between two pages) is empty, as on AWS.
+                let start: usize = input.next_token().map_or(0, |t| t.parse().unwrap()).min(all.len());
                 let end = (start + state.page_size).min(all.len());
                 let items = all[start..end].iter().map(|stored| {
                     IntegrationResponse::builder()
