@@ -188,6 +188,11 @@ impl Elector {
 mod tests {
     use super::*;
 
+    /// A 15 s lease held as "a".
+    fn config() -> LeaseConfig {
+        LeaseConfig { name: "l".into(), namespace: "n".into(), identity: "a".into(), duration: Duration::from_secs(15) }
+    }
+
     fn held_by(holder: &str) -> LeaseSpec {
         LeaseSpec { holder_identity: Some(holder.into()), lease_duration_seconds: Some(15), ..Default::default() }
     }
@@ -214,12 +219,7 @@ mod tests {
                 pending.push(request);
             }
         });
-        let config = LeaseConfig {
-            name: "l".into(),
-            namespace: "n".into(),
-            identity: "a".into(),
-            duration: Duration::from_secs(15),
-        };
+        let config = config();
         let mut elector = Elector::new(kube::Client::new(service, "n"), config);
         let started = Instant::now();
         tokio::time::timeout(Duration::from_secs(60), elector.hold()).await.expect("hold returned");
@@ -269,12 +269,7 @@ mod tests {
                 send.send_response(response);
             }
         });
-        let config = LeaseConfig {
-            name: "l".into(),
-            namespace: "n".into(),
-            identity: "a".into(),
-            duration: Duration::from_secs(15),
-        };
+        let config = config();
         let mut elector = Elector::new(kube::Client::new(service, "n"), config);
         assert!(elector.try_acquire_or_renew().await.unwrap(), "acquired");
         let held = tokio::time::timeout(Duration::from_secs(60), elector.hold()).await;
@@ -283,12 +278,7 @@ mod tests {
 
     #[test]
     fn intervals_leave_room_to_renew() {
-        let config = LeaseConfig {
-            name: "l".into(),
-            namespace: "n".into(),
-            identity: "a".into(),
-            duration: Duration::from_secs(15),
-        };
+        let config = config();
         assert_eq!(config.renew_interval(), Duration::from_secs(5));
         assert!(config.retry_interval() < config.duration);
     }
