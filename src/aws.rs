@@ -17,18 +17,10 @@ use aws_sdk_apigatewayv2::types::ContentHandlingStrategy as AwsContentHandling;
 use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::crd::ContentHandlingStrategy;
+use crate::domain::{Changes, Desired, Observed, Target};
 use crate::metrics::Metrics;
 use crate::pacing::Pacer;
-use crate::plan::{Changes, Desired, Target};
 use crate::recovery::AwsHealth;
-
-/// An integration response as AWS reports it: its id and the same fields a spec asks for,
-/// normalised alike (absent maps are empty, absent strings are `None`), so the two compare.
-#[derive(Clone, Debug, PartialEq)]
-pub struct Observed {
-    pub id: String,
-    pub fields: Desired,
-}
 
 // Get, Create and Update outputs and the list item type share these getters but no trait.
 macro_rules! observed_from {

@@ -1,7 +1,8 @@
 #![forbid(unsafe_code)]
 //! Kubernetes operator for AWS API Gateway V2 integration responses.
 //!
-//! `crd` defines the resource; `plan`, `conditions`, `failure` and `backoff` are pure decision
+//! `crd` defines the resource; `domain` holds the values the steps share (target, desired and
+//! observed response, changes); `plan`, `conditions`, `failure` and `backoff` are pure decision
 //! code; `aws` and `pacing` talk to AWS; `controller` ties them into a reconcile loop; `cli`,
 //! `telemetry`, `admin`, `metrics` and `runtime` run the process; `snapshots` keeps resyncs to one
 //! AWS read per integration; `recovery` wakes objects when AWS answers again after an outage.
@@ -13,6 +14,7 @@ pub mod cli;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
+pub mod domain;
 pub mod failure;
 pub mod leader;
 pub mod metrics;

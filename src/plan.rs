@@ -1,19 +1,9 @@
 //! Pure decisions: where the response lives, what it should look like, and what must change.
 //! No I/O here, so every rule is tested with plain values.
 
-use std::collections::BTreeMap;
-
-use crate::aws::Observed;
-use crate::crd::{ContentHandlingStrategy, IntegrationResponseSpec, IntegrationResponseStatus};
+use crate::crd::{IntegrationResponseSpec, IntegrationResponseStatus};
+use crate::domain::{Changes, Desired, Observed, Target};
 use crate::failure::Failure;
-
-/// The integration an object's response lives on.
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Target {
-    pub region: String,
-    pub api_id: String,
-    pub integration_id: String,
-}
 
 impl Target {
     /// Region: the spec's, else the one recorded in status when the response was made (so a
@@ -58,58 +48,6 @@ impl Target {
     }
 }
 
-/// The response as the spec wants it, normalised like [`Observed`].
-#[derive(Clone, Debug, PartialEq, Eq, Hash)]
-pub struct Desired {
-    pub key: String,
-    pub content_handling: Option<ContentHandlingStrategy>,
-    pub template_selection_expression: Option<String>,
-    pub response_templates: BTreeMap<String, String>,
-    pub response_parameters: BTreeMap<String, String>,
-}
-
-impl Desired {
-    pub fn from_spec(spec: &IntegrationResponseSpec) -> Self {
-        Self {
-            key: spec.integration_response_key.clone(),
-            content_handling: spec.content_handling_strategy,
-            template_selection_expression: spec.template_selection_expression.clone().filter(|s| !s.is_empty()),
-            response_templates: spec.response_templates.clone().unwrap_or_default(),
-            response_parameters: spec.response_parameters.clone().unwrap_or_default(),
-        }
-    }
-}
-
-/// Fields of an UpdateIntegrationResponse call; `None` leaves a field alone.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct Changes {
-    pub key: Option<String>,
-    pub content_handling: Option<ContentHandlingStrategy>,
-    /// `Some("")` clears the expression.
-    pub template_selection_expression: Option<String>,
-    /// `Some(empty)` clears the map.
-    pub response_templates: Option<BTreeMap<String, String>>,
-    pub response_parameters: Option<BTreeMap<String, String>>,
-}
-
-impl Changes {
-    pub fn is_empty(&self) -> bool {
-        self == &Self::default()
-    }
-
-    /// Spec field names, for events and logs.
-    pub fn fields(&self) -> Vec<&'static str> {
-        let set = [
-            ("integrationResponseKey", self.key.is_some()),
-            ("contentHandlingStrategy", self.content_handling.is_some()),
-            ("templateSelectionExpression", self.template_selection_expression.is_some()),
-            ("responseTemplates", self.response_templates.is_some()),
-            ("responseParameters", self.response_parameters.is_some()),
-        ];
-        set.into_iter().filter_map(|(name, changed)| changed.then_some(name)).collect()
-    }
-}
-
 /// How to bring an existing response in line with the spec.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Plan {
@@ -143,7 +81,10 @@ pub fn plan(desired: &Desired, observed: &Observed) -> Plan {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
+    use crate::crd::ContentHandlingStrategy;
 
     fn spec() -> IntegrationResponseSpec {
         serde_json::from_value(serde_json::json!({

@@ -12,7 +12,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 
 use tokio::sync::watch;
 
-use crate::plan::Target;
+use crate::domain::Target;
 
 /// Failed calls in a row, with no success between them, that make AWS count as down.
 const DOWN_AFTER: u32 = 3;

@@ -7,23 +7,13 @@
 //! every write this operator makes to an integration drops its snapshot.
 
 use std::collections::HashMap;
-use std::hash::{DefaultHasher, Hash, Hasher};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::time::Instant;
 
 use crate::aws::{AwsError, IntegrationResponses};
-use crate::plan::{Desired, Target};
-
-impl Desired {
-    /// A hash of every managed field (not the id), the same for a spec and for what AWS reports.
-    pub fn fingerprint(&self) -> u64 {
-        let mut hasher = DefaultHasher::new();
-        self.hash(&mut hasher);
-        hasher.finish()
-    }
-}
+use crate::domain::Target;
 
 struct Snapshot {
     taken: Instant,
@@ -100,10 +90,7 @@ impl Snapshots {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::BTreeMap;
-
     use super::*;
-    use crate::crd::ContentHandlingStrategy;
 
     #[tokio::test(start_paused = true)]
     async fn verification_lasts_max_age_and_only_for_the_same_spec() {
@@ -117,25 +104,5 @@ mod tests {
         snapshots.record_verified("ns/a", 7);
         snapshots.forget("ns/a");
         assert!(!snapshots.recently_verified("ns/a", 7));
-    }
-
-    #[test]
-    fn fingerprints_match_exactly_when_the_managed_fields_do() {
-        let desired = Desired {
-            key: "$default".into(),
-            content_handling: Some(ContentHandlingStrategy::ConvertToText),
-            template_selection_expression: Some("$x".into()),
-            response_templates: BTreeMap::from([("a".into(), "b".into())]),
-            response_parameters: BTreeMap::new(),
-        };
-        let observed = desired.clone();
-        assert_eq!(desired.fingerprint(), observed.fingerprint());
-        let mut drifted = observed.clone();
-        drifted.response_templates.insert("a".into(), "c".into());
-        assert_ne!(desired.fingerprint(), drifted.fingerprint());
-        let mut moved = observed;
-        moved.response_parameters.insert("a".into(), "b".into());
-        moved.response_templates.clear();
-        assert_ne!(desired.fingerprint(), moved.fingerprint(), "a value moving between maps is a change");
     }
 }

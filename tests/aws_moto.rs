@@ -10,7 +10,7 @@ use integration_response_operator::aws::{AwsClients, ErrorKind, IntegrationRespo
 use integration_response_operator::crd::ContentHandlingStrategy;
 use integration_response_operator::metrics::Metrics;
 use integration_response_operator::pacing::Pacer;
-use integration_response_operator::plan::{Changes, Desired, Target};
+use integration_response_operator::domain::{Changes, Desired, Target};
 use support::moto::Moto;
 
 async fn setup() -> (Moto, IntegrationResponses, Target, Arc<Metrics>) {

@@ -399,7 +399,7 @@ async fn one_process_sends_one_mutation_per_api_at_a_time() {
     use integration_response_operator::aws::AwsClients;
     use integration_response_operator::metrics::Metrics;
     use integration_response_operator::pacing::Pacer;
-    use integration_response_operator::plan::{Desired, Target};
+    use integration_response_operator::domain::{Desired, Target};
 
     let aws = Harness::ready_integration();
     aws.set(|state| {
@@ -682,7 +682,7 @@ async fn snapshots_are_shared_per_integration_until_they_expire_or_a_write_drops
     use integration_response_operator::aws::AwsClients;
     use integration_response_operator::metrics::Metrics;
     use integration_response_operator::pacing::Pacer;
-    use integration_response_operator::plan::Target;
+    use integration_response_operator::domain::Target;
     use integration_response_operator::snapshots::Snapshots;
 
     let aws = Harness::ready_integration();

@@ -6,12 +6,13 @@ use kube::{Api, ResourceExt};
 
 use super::status::{StatusWriter, object_key, report_failure, set_phase};
 use super::{Context, Settings, events};
-use crate::aws::{AwsError, ErrorKind, IntegrationResponses, Observed};
+use crate::aws::{AwsError, ErrorKind, IntegrationResponses};
 use crate::conditions::Phase;
 use crate::crd::{ADOPT_ANNOTATION, FINALIZER, IntegrationResponse, IntegrationResponseStatus};
+use crate::domain::{Desired, Observed, Target};
 use crate::failure::Failure;
 use crate::metrics::ObjectState;
-use crate::plan::{Desired, Plan, Target, plan};
+use crate::plan::{Plan, plan};
 use crate::{Error, Result};
 
 pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {

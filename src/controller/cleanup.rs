@@ -8,9 +8,9 @@ use super::status::{StatusWriter, object_key, report_failure};
 use super::{Context, events};
 use crate::aws::Deleted;
 use crate::crd::{DeletionPolicy, IntegrationResponse, IntegrationResponseStatus};
+use crate::domain::Target;
 use crate::failure::Failure;
 use crate::metrics::ObjectState;
-use crate::plan::Target;
 use crate::{Error, Result};
 
 pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
