@@ -8,9 +8,9 @@ use std::sync::Arc;
 
 use integration_response_operator::aws::{AwsClients, ErrorKind, IntegrationResponses};
 use integration_response_operator::crd::ContentHandlingStrategy;
+use integration_response_operator::domain::{Changes, Desired, Target};
 use integration_response_operator::metrics::Metrics;
 use integration_response_operator::pacing::Pacer;
-use integration_response_operator::domain::{Changes, Desired, Target};
 use support::moto::Moto;
 
 async fn setup() -> (Moto, IntegrationResponses, Target, Arc<Metrics>) {

@@ -397,9 +397,9 @@ async fn a_conflict_on_update_or_delete_is_retried() {
 #[tokio::test]
 async fn one_process_sends_one_mutation_per_api_at_a_time() {
     use integration_response_operator::aws::AwsClients;
+    use integration_response_operator::domain::{Desired, Target};
     use integration_response_operator::metrics::Metrics;
     use integration_response_operator::pacing::Pacer;
-    use integration_response_operator::domain::{Desired, Target};
 
     let aws = Harness::ready_integration();
     aws.set(|state| {
@@ -680,9 +680,9 @@ async fn a_stale_copy_with_a_pending_create_is_read_fresh_instead_of_taken_over(
 #[tokio::test(start_paused = true)]
 async fn snapshots_are_shared_per_integration_until_they_expire_or_a_write_drops_them() {
     use integration_response_operator::aws::AwsClients;
+    use integration_response_operator::domain::Target;
     use integration_response_operator::metrics::Metrics;
     use integration_response_operator::pacing::Pacer;
-    use integration_response_operator::domain::Target;
     use integration_response_operator::snapshots::Snapshots;
 
     let aws = Harness::ready_integration();
