@@ -89,6 +89,12 @@ impl Failure {
         }
     }
 
+    /// Throttling, 5xx or no answer: AWS as a whole, not this object, is the trouble, so the
+    /// object is woken as soon as AWS answers again (see [`crate::recovery`]).
+    pub fn waits_on_aws(&self) -> bool {
+        matches!(self, Self::Transient { reason: "Throttled" | "AwsServerError" | "AwsUnreachable", .. })
+    }
+
     pub fn is_stalled(&self) -> bool {
         matches!(self, Self::Stalled { .. })
     }

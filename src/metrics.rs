@@ -160,10 +160,6 @@ impl Metrics {
         self.event_write_failures.inc();
     }
 
-    pub fn event_failures(&self) -> u64 {
-        self.event_write_failures.get()
-    }
-
     pub fn count_watch_restart(&self) {
         self.watch_restarts.inc();
     }

@@ -21,19 +21,19 @@ pub async fn apply(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrati
     // read the object fresh in that one state.
     let claimed = obj.status.as_ref().is_some_and(|s| s.claimed_key().is_some() && s.integration_response_id.is_none());
     let fresh = if claimed { Some(api.get(&obj.name_any()).await?) } else { None };
-    match apply_once(fresh.as_ref().unwrap_or(obj), ctx, api).await {
+    match apply_pass(fresh.as_ref().unwrap_or(obj), ctx, api).await {
         // Every status write is conditional on the copy it was computed from: another writer
         // (or our own write the watch has not delivered yet) moved the object on. Decide again
         // from the object as it is now.
         Err(Error::Kube(kube::Error::Api(status))) if status.code == 409 => {
             let fresh = api.get(&obj.name_any()).await?;
-            apply_once(&fresh, ctx, api).await
+            apply_pass(&fresh, ctx, api).await
         }
         result => result,
     }
 }
 
-async fn apply_once(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
+async fn apply_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
     // A fresh copy can show the object being deleted since the cached one was taken (creating
     // now could race a cleanup another instance is finishing), or show a new object under the
     // same name without our finalizer yet (a response made for it could leak). Either way the
@@ -41,10 +41,6 @@ async fn apply_once(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrat
     if obj.metadata.deletion_timestamp.is_some() || !obj.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::requeue(std::time::Duration::from_secs(1)));
     }
-    apply_pass(obj, ctx, api).await
-}
-
-async fn apply_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<IntegrationResponse>) -> Result<Action> {
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
     let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status, changes: Vec::new(), aws_differs: false };

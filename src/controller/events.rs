@@ -156,11 +156,6 @@ impl EventRecorder {
         // The first Event is the series' first member; a repeat makes the count 2.
         series.insert(key, Series { event_name, count: 1, last: Instant::now() });
     }
-
-    /// Series remembered (for tests of the bound).
-    pub fn remembered_series(&self) -> usize {
-        self.series.lock().expect("event series lock").len()
-    }
 }
 
 /// "<object>.<unique hex>", as client-go names Events; the object's name is cut so the whole

@@ -21,13 +21,12 @@ use futures::StreamExt;
 use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::finalizer::Event as FinalizerEvent;
-
-use self::finalizer::finalizer;
 use kube::runtime::reflector::{self, ObjectRef};
 use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, info_span, warn};
 
+use self::finalizer::finalizer;
 use crate::aws::AwsClients;
 use crate::backoff::{Attempts, Schedule, aligned, jittered};
 use crate::crd::{ADOPT_ANNOTATION, FINALIZER, IntegrationResponse};
@@ -124,7 +123,7 @@ impl Context {
     /// finalizer removed by hand, or no longer matching the label selector), so gauges and
     /// per-object maps count only watched objects.
     pub fn forget(&self, namespace: Option<&str>, name: &str) {
-        let key = format!("{}/{name}", namespace.unwrap_or_default());
+        let key = key_of(namespace, name);
         self.metrics.set_object_state(&key, None);
         self.snapshots.forget(&key);
         let mut object = ObjectRef::new(name);
@@ -145,9 +144,8 @@ impl Context {
         self.metrics.retain_objects(keep);
         self.snapshots.retain_verified(keep);
         self.owners.retain(keep);
-        let keep_object = |object: &ObjectRef<IntegrationResponse>| {
-            keep(&format!("{}/{}", object.namespace.as_deref().unwrap_or_default(), object.name))
-        };
+        let keep_object =
+            |object: &ObjectRef<IntegrationResponse>| keep(&key_of(object.namespace.as_deref(), &object.name));
         self.attempts.retain(keep_object);
         self.waiting().retain(keep_object);
     }
@@ -165,6 +163,11 @@ impl Context {
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Action::requeue(aligned(self.settings.resync_period, hasher.finish(), since_epoch))
     }
+}
+
+/// "namespace/name": how per-object state in this process is keyed.
+pub fn key_of(namespace: Option<&str>, name: &str) -> String {
+    format!("{}/{name}", namespace.unwrap_or_default())
 }
 
 /// Which objects one operator process watches.
@@ -217,9 +220,7 @@ pub fn error_policy(obj: Arc<IntegrationResponse>, err: &Error, ctx: Arc<Context
 fn retry_after(key: ObjectRef<IntegrationResponse>, err: &Error, ctx: &Context) -> Action {
     let attempt = ctx.attempts.record_failure(&key);
     let jitter = rand::random();
-    let aws_down =
-        err.failure().is_some_and(|f| matches!(f.reason(), "Throttled" | "AwsUnreachable" | "AwsServerError"));
-    if aws_down {
+    if err.failure().is_some_and(Failure::waits_on_aws) {
         ctx.waiting().insert(key.clone());
     } else {
         ctx.waiting().remove(&key);
@@ -316,11 +317,8 @@ pub async fn run(
                     }
                 }
                 Ok(watcher::Event::InitDone) => {
-                    let keys = listed
-                        .state()
-                        .iter()
-                        .map(|obj| format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any()))
-                        .collect();
+                    let keys =
+                        listed.state().iter().map(|obj| key_of(obj.namespace().as_deref(), &obj.name_any())).collect();
                     forget_ctx.forget_unlisted(namespace.as_deref(), &keys);
                 }
                 _ => {}

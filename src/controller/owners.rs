@@ -36,7 +36,7 @@ impl Owners {
     /// Indexes an object as stored (replacing what it was indexed under before). Objects being
     /// deleted own nothing any more: they are on their way out.
     pub fn observe(&self, obj: &IntegrationResponse) {
-        let key = format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any());
+        let key = super::key_of(obj.namespace().as_deref(), &obj.name_any());
         let status = obj.status.as_ref().filter(|_| obj.metadata.deletion_timestamp.is_none());
         let api = status.and_then(|s| s.api_id.clone());
         let id = status.and_then(|s| Some((api.clone()?, s.integration_response_id.clone()?)));

@@ -13,7 +13,7 @@ use crate::metrics::ObjectState;
 
 /// "namespace/name", for per-object bookkeeping.
 pub fn object_key(obj: &IntegrationResponse) -> String {
-    format!("{}/{}", obj.namespace().unwrap_or_default(), obj.name_any())
+    super::key_of(obj.namespace().as_deref(), &obj.name_any())
 }
 
 /// Applies status for one object; remembers what it last wrote so an unchanged status is never
