@@ -834,11 +834,6 @@ async fn a_repeated_event_updates_its_series_instead_of_adding_another() {
     }
 }
 
-/// A second operator instance (another process) on the same objects and AWS.
-fn second_instance(h: &Harness, identity: &str) -> Harness {
-    Harness { kube: h.kube.clone(), aws: h.aws.clone(), ctx: support::context_as(&h.kube, &h.aws, identity) }
-}
-
 #[tokio::test]
 async fn a_writer_with_a_stale_copy_is_refused_and_never_erases_the_id() {
     let h = Harness::new(Harness::ready_integration());
@@ -847,7 +842,7 @@ async fn a_writer_with_a_stale_copy_is_refused_and_never_erases_the_id() {
     h.reconcile().await.unwrap();
     let id = h.id();
 
-    let b = second_instance(&h, "b");
+    let b = instance(&h, "b", Duration::from_secs(30));
     let result = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(stale), b.ctx.clone())).await.unwrap();
     assert!(result.is_ok(), "{result:?}");
     assert_eq!(h.id(), id, "the id written by the first instance stays");
@@ -869,7 +864,7 @@ async fn a_fresh_claim_of_another_instance_makes_the_second_wait_instead_of_crea
     let claim = h.status().pending_create.expect("claim kept");
     assert_eq!((claim.key.as_str(), claim.holder.as_str()), ("/4\\d\\d/", "test"));
 
-    let b = second_instance(&h, "b");
+    let b = instance(&h, "b", Duration::from_secs(30));
     h.aws.clear_calls();
     let err = tokio::time::timeout(Duration::from_secs(5), reconcile(Arc::new(stale), b.ctx.clone()))
         .await
@@ -896,24 +891,7 @@ async fn an_old_claim_of_another_instance_is_taken_over_by_key() {
     h.fail_and_requeue().await;
 
     // The claim's holder crashed: an instance whose claim timeout has passed takes over.
-    let kube = h.kube.clone();
-    let b = {
-        let ctx = support::context_as(&kube, &h.aws, "b");
-        let mut settings = ctx.settings.clone();
-        settings.claim_timeout = Duration::ZERO;
-        let metrics = Arc::new(integration_response_operator::metrics::Metrics::default());
-        let clients = integration_response_operator::aws::AwsClients::fixed(
-            h.aws.client(),
-            Arc::new(integration_response_operator::pacing::Pacer::unlimited()),
-            metrics.clone(),
-        );
-        let events = integration_response_operator::controller::EventRecorder::new(kube.client(), "iro", "b");
-        Harness {
-            kube: kube.clone(),
-            aws: h.aws.clone(),
-            ctx: Arc::new(Context::new(kube.client(), clients, events, settings, metrics)),
-        }
-    };
+    let b = instance(&h, "b", Duration::ZERO);
     b.reconcile().await.unwrap();
     assert_eq!(h.aws.responses().len(), 1, "taken over, not created twice");
     assert_eq!(h.id(), h.aws.only_response().id);
@@ -1062,22 +1040,9 @@ async fn a_pass_from_an_old_copy_makes_nothing_for_a_new_object_without_the_fina
     assert!(h.aws.responses().is_empty());
 }
 
-/// Another operator instance named `identity`, whose claims expire after `claim_timeout`.
+/// Another operator instance named `identity`, for which claims expire after `claim_timeout`.
 fn instance(h: &Harness, identity: &str, claim_timeout: Duration) -> Harness {
-    use integration_response_operator::aws::AwsClients;
-    use integration_response_operator::controller::{EventRecorder, Settings};
-    use integration_response_operator::metrics::Metrics;
-    use integration_response_operator::pacing::Pacer;
-    let metrics = Arc::new(Metrics::default());
-    let clients = AwsClients::fixed(h.aws.client(), Arc::new(Pacer::unlimited()), metrics.clone());
-    let events = EventRecorder::new(h.kube.client(), "integration-response-operator", identity);
-    let settings = Settings {
-        default_region: Some("us-east-1".into()),
-        resync_period: Duration::from_secs(600),
-        identity: identity.into(),
-        claim_timeout,
-    };
-    let ctx = Arc::new(Context::new(h.kube.client(), clients, events, settings, metrics));
+    let ctx = support::context_with(&h.kube, &h.aws, identity, claim_timeout);
     Harness { kube: h.kube.clone(), aws: h.aws.clone(), ctx }
 }
 

@@ -24,6 +24,17 @@ pub fn context(kube: &fake_kube::FakeKube, aws: &fake_aws::FakeAws) -> Arc<Conte
 
 /// A fresh context for an operator instance named `identity`.
 pub fn context_as(kube: &fake_kube::FakeKube, aws: &fake_aws::FakeAws, identity: &str) -> Arc<Context> {
+    context_with(kube, aws, identity, Duration::from_secs(30))
+}
+
+/// A fresh context for an instance named `identity` whose view of other instances' claims
+/// expires after `claim_timeout`.
+pub fn context_with(
+    kube: &fake_kube::FakeKube,
+    aws: &fake_aws::FakeAws,
+    identity: &str,
+    claim_timeout: Duration,
+) -> Arc<Context> {
     let metrics = Arc::new(Metrics::default());
     let clients = AwsClients::fixed(aws.client(), Arc::new(Pacer::unlimited()), metrics.clone());
     let events = EventRecorder::new(kube.client(), "integration-response-operator", identity);
@@ -31,7 +42,7 @@ pub fn context_as(kube: &fake_kube::FakeKube, aws: &fake_aws::FakeAws, identity:
         default_region: Some("us-east-1".into()),
         resync_period: Duration::from_secs(600),
         identity: identity.into(),
-        claim_timeout: Duration::from_secs(30),
+        claim_timeout,
     };
     Arc::new(Context::new(kube.client(), clients, events, settings, metrics))
 }
