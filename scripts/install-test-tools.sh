@@ -46,6 +46,14 @@ if ! command -v lua5.1 >/dev/null 2>&1 || ! lua5.1 -e 'require("cjson")' >/dev/n
   apt-get install -y -q lua5.1 lua-cjson >&2 || { apt-get update -q >&2 && apt-get install -y -q lua5.1 lua-cjson >&2; }
 fi
 
+# buildah builds and runs the operator image without a daemon (scripts/build-image.sh,
+# scripts/image-smoke.sh); ca-certificates provides the CA bundle the image carries.
+if ! command -v buildah >/dev/null 2>&1 || [ ! -s /etc/ssl/certs/ca-certificates.crt ]; then
+  say "installing buildah and ca-certificates from Debian"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get install -y -q buildah ca-certificates >&2 || { apt-get update -q >&2 && apt-get install -y -q buildah ca-certificates >&2; }
+fi
+
 cat > .tools/env <<ENV
 export MOTO_SERVER='$moto'
 export HELM='$helm'
