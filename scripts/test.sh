@@ -22,6 +22,9 @@ env -u KUBECONFIG scripts/run-local.sh --until-ready
 step "Helm chart: lint, render, strict validation, Pod Security, RBAC, values schema"
 python3 -m pytest -q tests/chart 2>&1 | tee -a "$log"
 
+step "GitHub workflows: the release pipeline against the GitHub workflow schema"
+check-jsonschema --builtin-schema vendor.github-workflows .github/workflows/*.yml
+
 step "Argo CD health check (Lua 5.1)"
 lua5.1 argocd/health_test.lua | tee -a "$log"
 
