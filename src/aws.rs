@@ -312,7 +312,9 @@ pub enum Deleted {
 
 impl IntegrationResponses {
     /// Waits for the pacer, then records the call's outcome.
-    async fn call<T, E, F>(&self, operation: &'static str, target: &Target, send: F) -> Result<T, AwsError>
+    /// `target` names the integration a call concerns, for outage probing; calls about a whole
+    /// API (export's) have none.
+    async fn call<T, E, F>(&self, operation: &'static str, target: Option<&Target>, send: F) -> Result<T, AwsError>
     where
         F: Future<Output = Result<T, SdkError<E, HttpResponse>>>,
         E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
@@ -327,7 +329,9 @@ impl IntegrationResponses {
         self.metrics.count_aws_call(operation, outcome);
         match &result {
             Err(AwsError { kind: ErrorKind::Throttled | ErrorKind::ServerError | ErrorKind::Network, .. }) => {
-                self.health.failed(&self.region, target)
+                if let Some(target) = target {
+                    self.health.failed(&self.region, target)
+                }
             }
             _ => self.health.answered(),
         }
@@ -355,7 +359,7 @@ impl IntegrationResponses {
             .api_id(&target.api_id)
             .integration_id(&target.integration_id)
             .integration_response_id(id);
-        let out = self.call("GetIntegrationResponse", target, request.send()).await?;
+        let out = self.call("GetIntegrationResponse", Some(target), request.send()).await?;
         Ok(observed_from!(&out))
     }
 
@@ -370,8 +374,33 @@ impl IntegrationResponses {
                 .api_id(&target.api_id)
                 .integration_id(&target.integration_id)
                 .set_next_token(next_token.take());
-            let page = self.call("GetIntegrationResponses", target, request.send()).await?;
+            let page = self.call("GetIntegrationResponses", Some(target), request.send()).await?;
             all.extend(page.items().iter().map(|item| observed_from!(item)));
+            match page.next_token() {
+                Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
+                _ => return Ok(all),
+            }
+        }
+    }
+
+    /// The API's protocol type (`WEBSOCKET` or `HTTP`).
+    pub async fn api_protocol(&self, api_id: &str) -> Result<String, AwsError> {
+        let request = self.client.get_api().api_id(api_id);
+        let out = self.call("GetApi", None, request.send()).await?;
+        Ok(out.protocol_type().map(|p| p.as_str().to_owned()).unwrap_or_default())
+    }
+
+    /// Every integration of the API as (id, integration type), following NextToken.
+    pub async fn integrations(&self, api_id: &str) -> Result<Vec<(String, String)>, AwsError> {
+        let mut all = Vec::new();
+        let mut next_token: Option<String> = None;
+        loop {
+            let request = self.client.get_integrations().api_id(api_id).set_next_token(next_token.take());
+            let page = self.call("GetIntegrations", None, request.send()).await?;
+            all.extend(page.items().iter().map(|item| {
+                let kind = item.integration_type().map(|t| t.as_str().to_owned()).unwrap_or_default();
+                (item.integration_id().unwrap_or_default().to_owned(), kind)
+            }));
             match page.next_token() {
                 Some(token) if !token.is_empty() => next_token = Some(token.to_owned()),
                 _ => return Ok(all),
@@ -387,7 +416,7 @@ impl IntegrationResponses {
             .api_id(&target.api_id)
             .integration_id(&target.integration_id)
             .max_results("1");
-        self.call("GetIntegrationResponses", target, request.send()).await.map(|_| ())
+        self.call("GetIntegrationResponses", Some(target), request.send()).await.map(|_| ())
     }
 
     pub async fn create(&self, target: &Target, desired: &Desired) -> Result<Observed, AwsError> {
@@ -406,7 +435,7 @@ impl IntegrationResponses {
                 (!desired.response_parameters.is_empty()).then(|| to_hash_map(&desired.response_parameters)),
             );
         let _serial = self.mutations.lock(&self.region, &target.api_id).await;
-        let out = self.call("CreateIntegrationResponse", target, request.send()).await?;
+        let out = self.call("CreateIntegrationResponse", Some(target), request.send()).await?;
         Ok(observed_from!(&out))
     }
 
@@ -424,7 +453,7 @@ impl IntegrationResponses {
             .set_response_templates(changes.response_templates.as_ref().map(to_hash_map))
             .set_response_parameters(changes.response_parameters.as_ref().map(to_hash_map));
         let _serial = self.mutations.lock(&self.region, &target.api_id).await;
-        let out = self.call("UpdateIntegrationResponse", target, request.send()).await?;
+        let out = self.call("UpdateIntegrationResponse", Some(target), request.send()).await?;
         Ok(observed_from!(&out))
     }
 
@@ -440,7 +469,7 @@ impl IntegrationResponses {
             .integration_response_id(id);
         let sent = {
             let _serial = self.mutations.lock(&self.region, &target.api_id).await;
-            self.call("DeleteIntegrationResponse", target, request.send()).await
+            self.call("DeleteIntegrationResponse", Some(target), request.send()).await
         };
         match sent {
             Ok(_) => Ok(Deleted::Deleted),

@@ -12,6 +12,10 @@ use clap::{Parser, ValueEnum};
 #[derive(Parser, Debug, Clone)]
 #[command(name = "integration-response-operator", version, about)]
 pub struct Args {
+    /// Without a subcommand, the operator runs.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
     /// Region for objects without spec.region. Without it such objects are Stalled.
     #[arg(long, env = "AWS_REGION")]
     pub default_region: Option<String>,
@@ -75,6 +79,13 @@ pub struct Args {
     /// Log format; the level comes from RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
+}
+
+#[derive(clap::Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Print the integration responses of an API (or one integration) as IntegrationResponse
+    /// objects (YAML), with the adopt annotation and deletionPolicy Retain, ready to apply.
+    Export(crate::export::ExportArgs),
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -323,6 +334,24 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn export_is_a_subcommand_with_safe_defaults() {
+        let args = accepted(&["export", "--api-id", "a1", "--namespace", "team-a"]);
+        let Some(Command::Export(export)) = args.command else { panic!("export parsed") };
+        assert_eq!(export.api_id, "a1");
+        assert_eq!(export.namespace.as_deref(), Some("team-a"));
+        assert_eq!(export.deletion_policy, crate::export::ExportDeletionPolicy::Retain);
+        assert!(!export.observe);
+        let args =
+            accepted(&["export", "--api-id=a1", "--integration-id=i1", "--observe", "--deletion-policy", "Delete"]);
+        let Some(Command::Export(export)) = args.command else { panic!("export parsed") };
+        assert_eq!(export.integration_id.as_deref(), Some("i1"));
+        assert!(export.observe);
+        assert_eq!(export.deletion_policy, crate::export::ExportDeletionPolicy::Delete);
+        assert!(Args::try_parse_from(["x", "export"]).is_err(), "--api-id is required");
+        assert!(accepted(&[]).command.is_none(), "no subcommand runs the operator");
     }
 
     #[test]

@@ -6,6 +6,9 @@ use crate::failure::Failure;
 pub const READY: &str = "Ready";
 pub const RECONCILING: &str = "Reconciling";
 pub const STALLED: &str = "Stalled";
+/// Ready reasons under managementPolicy Observe.
+pub const IN_SYNC: &str = "InSync";
+pub const DIFFERS: &str = "Differs";
 
 /// Where an object stands after a reconcile step.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -16,6 +19,9 @@ pub enum Phase {
     Progressing { reason: &'static str, message: String },
     /// Nothing will change until the spec or AWS does.
     Stalled { reason: &'static str, message: String },
+    /// managementPolicy Observe: Ready says whether AWS matches the spec (InSync) or not
+    /// (Differs). Neither is work in progress nor an error, so Reconciling and Stalled are False.
+    Observed { in_sync: bool, message: String },
 }
 
 impl Phase {
@@ -32,6 +38,9 @@ pub fn next(previous: &[Condition], phase: &Phase, generation: Option<i64>, now:
         Phase::Ready { message } => (true, false, false, "Available", message.as_str()),
         Phase::Progressing { reason, message } => (false, true, false, *reason, message.as_str()),
         Phase::Stalled { reason, message } => (false, false, true, *reason, message.as_str()),
+        Phase::Observed { in_sync, message } => {
+            (*in_sync, false, false, if *in_sync { IN_SYNC } else { DIFFERS }, message.as_str())
+        }
     };
     [(READY, ready), (RECONCILING, reconciling), (STALLED, stalled)]
         .into_iter()
@@ -90,6 +99,20 @@ mod tests {
         assert_eq!(by_type(&ready, READY).last_transition_time, "T3");
         assert_eq!(by_type(&ready, RECONCILING).last_transition_time, "T3");
         assert_eq!(by_type(&ready, STALLED).last_transition_time, "T1");
+    }
+
+    #[test]
+    fn observing_sets_ready_only() {
+        let differs = next(&[], &Phase::Observed { in_sync: false, message: "AWS differs in x".into() }, Some(4), "T");
+        assert_eq!(by_type(&differs, READY).status, "False");
+        assert_eq!(by_type(&differs, READY).reason, DIFFERS);
+        assert_eq!(by_type(&differs, READY).message, "AWS differs in x");
+        assert!(!is_true(&differs, RECONCILING) && !is_true(&differs, STALLED), "neither work nor an error");
+        let in_sync = next(&differs, &Phase::Observed { in_sync: true, message: "ok".into() }, Some(4), "T2");
+        assert!(is_true(&in_sync, READY));
+        assert_eq!(by_type(&in_sync, READY).reason, IN_SYNC);
+        assert_eq!(by_type(&in_sync, READY).last_transition_time, "T2");
+        assert_eq!(by_type(&in_sync, STALLED).last_transition_time, "T");
     }
 
     #[test]

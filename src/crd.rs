@@ -95,6 +95,15 @@ pub struct IntegrationResponseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "deletion_policy_schema")]
     pub deletion_policy: Option<DeletionPolicy>,
+
+    /// Manage (the default) creates, updates and deletes the integration response. Observe
+    /// never writes to AWS: it finds the response (by the recorded id, else by key), records
+    /// its id, and lists in status.differences how AWS differs from this spec. Deleting an
+    /// object in Observe never deletes in AWS. Switching to Manage applies the differences; a
+    /// response that was only observed is managed only with the adopt annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(schema_with = "management_policy_schema")]
+    pub management_policy: Option<ManagementPolicy>,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]
@@ -121,6 +130,13 @@ pub enum DeletionPolicy {
     Retain,
 }
 
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, Default, PartialEq, Eq, JsonSchema)]
+pub enum ManagementPolicy {
+    #[default]
+    Manage,
+    Observe,
+}
+
 // Optional enums get a hand-written schema: the derived one carries a `null` member, which the
 // API server then lists among the allowed values in its error messages.
 fn content_handling_schema(_: &mut SchemaGenerator) -> Schema {
@@ -129,6 +145,10 @@ fn content_handling_schema(_: &mut SchemaGenerator) -> Schema {
 
 fn deletion_policy_schema(_: &mut SchemaGenerator) -> Schema {
     json_schema!({"type": "string", "enum": ["Delete", "Retain"]})
+}
+
+fn management_policy_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["Manage", "Observe"]})
 }
 
 fn response_templates_schema(_: &mut SchemaGenerator) -> Schema {
@@ -172,6 +192,15 @@ pub struct IntegrationResponseStatus {
     /// The claim as written by earlier versions (key only). Still read; never written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pending_create_key: Option<String>,
+    /// Set when the recorded response was found under managementPolicy Observe rather than
+    /// created or adopted by this object: managing it then needs the adopt annotation, and
+    /// deleting this object never deletes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub observed_only: bool,
+    /// Under managementPolicy Observe, each field where AWS differs from the spec (empty when
+    /// they match). Response templates are shown by size and fingerprint, never their text.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<Difference>,
     /// The metadata.generation that the conditions describe.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observed_generation: Option<i64>,
@@ -191,6 +220,21 @@ pub struct PendingCreate {
     pub holder: String,
     /// When the claim was taken (RFC 3339).
     pub since: String,
+}
+
+/// One field where AWS differs from the spec. An absent side means the field is not set there.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Difference {
+    /// The spec field, with the map key for templates and parameters, e.g.
+    /// `responseTemplates[application/json]`.
+    pub field: String,
+    /// The spec's value, shortened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub spec: Option<String>,
+    /// AWS's value, shortened.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub aws: Option<String>,
 }
 
 /// One kstatus-compatible condition.
@@ -225,6 +269,10 @@ fn conditions_schema(generator: &mut SchemaGenerator) -> Schema {
 impl IntegrationResponseSpec {
     pub fn deletion_policy(&self) -> DeletionPolicy {
         self.deletion_policy.unwrap_or_default()
+    }
+
+    pub fn management_policy(&self) -> ManagementPolicy {
+        self.management_policy.unwrap_or_default()
     }
 }
 

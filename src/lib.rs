@@ -2,10 +2,12 @@
 //! Kubernetes operator for AWS API Gateway V2 integration responses.
 //!
 //! `crd` defines the resource; `domain` holds the values the steps share (target, desired and
-//! observed response, changes); `plan`, `conditions`, `failure` and `backoff` are pure decision
-//! code; `aws` and `pacing` talk to AWS; `controller` ties them into a reconcile loop; `cli`,
-//! `telemetry`, `admin`, `metrics` and `runtime` run the process; `snapshots` keeps resyncs to one
-//! AWS read per integration; `recovery` wakes objects when AWS answers again after an outage.
+//! observed response, changes); `plan`, `conditions`, `failure`, `backoff` and `differences`
+//! are pure decision code; `aws` and `pacing` talk to AWS; `controller` ties them into a
+//! reconcile loop; `cli`, `telemetry`, `admin`, `metrics` and `runtime` run the process, and
+//! `export` is the subcommand that turns existing responses into objects; `snapshots` keeps
+//! resyncs to one AWS read per integration; `recovery` wakes objects when AWS answers again
+//! after an outage.
 
 pub mod admin;
 pub mod aws;
@@ -14,7 +16,9 @@ pub mod cli;
 pub mod conditions;
 pub mod controller;
 pub mod crd;
+pub mod differences;
 pub mod domain;
+pub mod export;
 pub mod failure;
 pub mod leader;
 pub mod metrics;

@@ -34,6 +34,8 @@ pub enum ObjectState {
     Ready,
     Progressing,
     Stalled,
+    /// managementPolicy Observe, and AWS differs from the spec.
+    Differs,
 }
 
 impl ObjectState {
@@ -42,6 +44,7 @@ impl ObjectState {
             Self::Ready => "ready",
             Self::Progressing => "progressing",
             Self::Stalled => "stalled",
+            Self::Differs => "differs",
         }
     }
 }
@@ -112,7 +115,7 @@ impl Metrics {
             "Kubernetes Events the API server refused or did not answer (logged at warn)",
             metrics.event_write_failures.clone(),
         );
-        for state in [ObjectState::Ready, ObjectState::Progressing, ObjectState::Stalled] {
+        for state in [ObjectState::Ready, ObjectState::Progressing, ObjectState::Stalled, ObjectState::Differs] {
             let _ = metrics.objects.get_or_create(&StateLabels { state: state.label() });
         }
         metrics

@@ -1187,3 +1187,244 @@ async fn events_of_a_new_object_under_an_old_name_are_its_own() {
     let uids: Vec<_> = throttled.iter().map(|e| e["regarding"]["uid"].clone()).collect();
     assert_eq!(uids, [json!("uid-errors"), json!("uid-errors-2")], "one Event each, not a series across both");
 }
+
+// managementPolicy Observe: reads only, differences in status, never a write or delete in AWS.
+
+/// An object with managementPolicy Observe, and AWS holding a response under its key made by
+/// another tool: with the spec's fields exactly (`matching`) or with other ones.
+fn observing(matching: bool) -> (Harness, String) {
+    let aws = Harness::ready_integration();
+    let id = aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    aws.tamper(&id, |stored| {
+        stored.template_selection_expression = Some("$integration.response.statuscode".into());
+        stored.response_templates.insert(
+            "application/json".into(),
+            if matching { "{\"error\": \"$context.error.message\"}" } else { "{\"legacy\": true}" }.into(),
+        );
+        stored.response_parameters.insert("method.response.header.X-Failed".into(), "'true'".into());
+        if !matching {
+            stored.response_parameters.insert("method.response.header.X-Old".into(), "'1'".into());
+        }
+    });
+    let mut object = support::integration_response("errors", API, INTEGRATION);
+    object.spec.management_policy = Some(integration_response_operator::crd::ManagementPolicy::Observe);
+    (Harness::with_object(aws, object), id)
+}
+
+fn aws_writes(h: &Harness) -> Vec<String> {
+    h.aws.calls().into_iter().filter(|c| !c.starts_with("Get")).collect()
+}
+
+#[tokio::test]
+async fn observing_a_matching_response_records_it_as_in_sync_without_writing_to_aws() {
+    let (h, id) = observing(true);
+    h.reconcile().await.unwrap();
+    let action = h.reconcile().await.unwrap();
+    assert!(requeue_after(&action) >= Duration::from_secs(60), "next look at the resync: {action:?}");
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponses"]);
+    let status = h.status();
+    assert_eq!(status.integration_response_id.as_deref(), Some(id.as_str()));
+    assert!(status.observed_only, "found, not created or adopted");
+    assert!(status.differences.is_empty());
+    let (ready, reason, message) = h.condition("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("True", "InSync"));
+    assert!(message.contains(&id) && message.contains("Observe"), "{message}");
+    assert_eq!(h.kube.event_reasons(), Vec::<String>::new(), "nothing happened worth an Event");
+
+    // A resync costs the integration's shared read and no Kubernetes write.
+    h.kube.clear_requests();
+    h.aws.clear_calls();
+    h.later().await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponses"]);
+    assert_eq!(h.kube.requests(), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn observing_a_differing_response_lists_the_differences_and_changes_nothing() {
+    let (h, id) = observing(false);
+    h.reconcile().await.unwrap();
+    let action = h.reconcile().await.unwrap();
+    assert!(requeue_after(&action) >= Duration::from_secs(60), "not an error retried hot: {action:?}");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+    let stored = h.aws.only_response();
+    assert_eq!(stored.response_templates["application/json"], "{\"legacy\": true}", "AWS untouched");
+
+    let (ready, reason, message) = h.condition("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "Differs"));
+    assert!(message.contains("responseTemplates, responseParameters") && message.contains(&id), "{message}");
+    assert_eq!(h.condition("Stalled").0, "False");
+    assert_eq!(h.condition("Reconciling").0, "False");
+    let differences = h.status().differences;
+    let fields: Vec<&str> = differences.iter().map(|d| d.field.as_str()).collect();
+    assert_eq!(fields, ["responseTemplates[application/json]", "responseParameters[method.response.header.X-Old]"]);
+    let template = &differences[0];
+    assert!(template.spec.as_deref().unwrap().contains("bytes, fingerprint"), "{template:?}");
+    assert!(!template.aws.as_deref().unwrap().contains("legacy"), "no template text in status: {template:?}");
+    assert_eq!((differences[1].spec.as_deref(), differences[1].aws.as_deref()), (None, Some("'1'")));
+    assert_eq!(h.kube.event_reasons(), ["Differs"]);
+
+    // The same differences again: no status write, no second Event.
+    h.kube.clear_requests();
+    h.later().await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.kube.requests(), Vec::<String>::new());
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+
+    // AWS is brought in line by someone else: InSync, said once.
+    h.aws.tamper(&id, |stored| {
+        stored.response_templates.insert("application/json".into(), "{\"error\": \"$context.error.message\"}".into());
+        stored.response_parameters.remove("method.response.header.X-Old");
+    });
+    h.later().await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").1, "InSync");
+    assert!(h.status().differences.is_empty());
+    assert_eq!(h.kube.event_reasons(), ["Differs", "InSync"]);
+}
+
+#[tokio::test]
+async fn observing_a_missing_response_creates_nothing_and_finds_it_once_it_exists() {
+    let mut object = support::integration_response("errors", API, INTEGRATION);
+    object.spec.management_policy = Some(integration_response_operator::crd::ManagementPolicy::Observe);
+    let h = Harness::with_object(Harness::ready_integration(), object);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    assert!(h.aws.responses().is_empty());
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+    let (ready, reason, message) = h.condition("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "Differs"));
+    assert!(message.contains("AWS has no integration response with key /4\\d\\d/"), "{message}");
+    assert_eq!(h.status().integration_response_id, None);
+    assert_eq!(h.status().differences[0].field, "integrationResponseKey");
+
+    let id = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    h.later().await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.status().integration_response_id.as_deref(), Some(id.as_str()));
+    assert_eq!(h.condition("Ready").1, "Differs", "found, with none of the spec's fields");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn switching_an_observed_response_to_manage_needs_the_adopt_annotation_then_applies_the_differences() {
+    let (h, id) = observing(false);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    h.aws.clear_calls();
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Manage"));
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let (stalled, reason, message) = h.condition("Stalled");
+    assert_eq!((stalled.as_str(), reason.as_str()), ("True", "AlreadyExists"));
+    assert!(message.contains(&id) && message.contains("apigatewayv2.aws.operator.rs/adopt"), "{message}");
+    assert_eq!(aws_writes(&h), Vec::<String>::new(), "an observed response is not ours to change");
+    assert_eq!(h.status().integration_response_id.as_deref(), Some(id.as_str()), "the id stays recorded");
+
+    h.kube.set_annotation("apigatewayv2.aws.operator.rs/adopt", "true");
+    h.reconcile().await.unwrap();
+    assert_eq!(aws_writes(&h), ["UpdateIntegrationResponse[responseTemplates,responseParameters]"]);
+    let stored = h.aws.only_response();
+    assert_eq!(stored.id, id);
+    assert_eq!(stored.response_templates["application/json"], "{\"error\": \"$context.error.message\"}");
+    assert!(!stored.response_parameters.contains_key("method.response.header.X-Old"));
+    let status = h.status();
+    assert!(!status.observed_only && status.differences.is_empty());
+    assert_eq!(
+        h.condition("Ready"),
+        ("True".into(), "Available".into(), format!("Integration response {id} matches the spec."))
+    );
+    assert_eq!(h.kube.event_reasons(), ["Differs", "AlreadyExists", "Adopted", "Updated"]);
+}
+
+#[tokio::test]
+async fn switching_to_manage_with_the_adopt_annotation_applies_exactly_the_listed_differences() {
+    let (h, id) = observing(false);
+    h.kube.set_annotation("apigatewayv2.aws.operator.rs/adopt", "true");
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    let listed: Vec<String> = h.status().differences.iter().map(|d| d.field.clone()).collect();
+    assert_eq!(listed.len(), 2);
+    h.aws.clear_calls();
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Manage"));
+    h.reconcile().await.unwrap();
+    assert_eq!(
+        h.aws.calls(),
+        ["GetIntegrationResponse", "UpdateIntegrationResponse[responseTemplates,responseParameters]"]
+    );
+    assert_eq!(h.kube.event_reasons(), ["Differs", "Adopted", "Updated"]);
+    let note = h.kube.event_notes().pop().unwrap();
+    assert!(
+        note.contains("Applied the differences observed")
+            && note.contains("responseTemplates, responseParameters")
+            && note.contains(&id),
+        "{note}"
+    );
+}
+
+#[tokio::test]
+async fn deleting_an_observing_object_never_deletes_in_aws() {
+    // A response the object created under Manage, then observed: still left in AWS.
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").1, "InSync");
+    assert!(!h.status().observed_only, "created by this object, so still its own");
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+    assert_eq!(h.aws.only_response().id, id);
+    assert!(h.kube.object().is_none(), "the finalizer went");
+    assert_eq!(h.kube.event_reasons().last().map(String::as_str), Some("Retained"));
+    assert!(h.kube.event_notes().last().unwrap().contains("managementPolicy Observe"));
+}
+
+#[tokio::test]
+async fn a_response_only_observed_is_never_deleted_even_after_switching_to_manage() {
+    let (h, id) = observing(true);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Manage"));
+    h.fail_and_requeue().await;
+    assert_eq!(h.condition("Stalled").1, "AlreadyExists");
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+    assert_eq!(h.aws.only_response().id, id);
+    assert!(h.kube.object().is_none());
+}
+
+#[tokio::test]
+async fn an_owned_response_observed_then_managed_again_is_put_back_without_adoption() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    h.reconcile().await.unwrap();
+    h.aws.tamper(&id, |stored| stored.template_selection_expression = Some("$request.body.x".into()));
+    h.later().await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").1, "Differs");
+    assert_eq!(h.status().differences[0].aws.as_deref(), Some("$request.body.x"));
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Manage"));
+    h.reconcile().await.unwrap();
+    assert_eq!(aws_writes(&h), ["UpdateIntegrationResponse[templateSelectionExpression]"]);
+    assert_eq!(h.condition("Ready").1, "Available");
+    assert_eq!(h.kube.event_reasons(), ["Created", "Differs", "Updated"]);
+}
+
+#[tokio::test]
+async fn an_observed_response_that_went_away_leaves_the_key_free_for_manage() {
+    let (h, id) = observing(true);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    h.aws.state.lock().unwrap().responses.remove(&id);
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Manage"));
+    h.reconcile().await.unwrap();
+    let stored = h.aws.only_response();
+    assert_ne!(stored.id, id);
+    assert_eq!(h.id(), stored.id);
+    assert!(!h.status().observed_only);
+    assert_eq!(h.condition("Ready").1, "Available");
+}

@@ -5,10 +5,10 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::status::{StatusWriter, object_key, report_failure, set_phase};
-use super::{Context, Settings, events};
+use super::{Context, Settings, events, observe};
 use crate::aws::{AwsError, ErrorKind, IntegrationResponses};
 use crate::conditions::Phase;
-use crate::crd::{ADOPT_ANNOTATION, FINALIZER, IntegrationResponse, IntegrationResponseStatus};
+use crate::crd::{ADOPT_ANNOTATION, FINALIZER, IntegrationResponse, IntegrationResponseStatus, ManagementPolicy};
 use crate::domain::{Desired, Observed, Target};
 use crate::failure::Failure;
 use crate::metrics::ObjectState;
@@ -41,8 +41,13 @@ async fn apply_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrat
     if obj.metadata.deletion_timestamp.is_some() || !obj.finalizers().iter().any(|f| f == FINALIZER) {
         return Ok(Action::requeue(std::time::Duration::from_secs(1)));
     }
+    if obj.spec.management_policy() == ManagementPolicy::Observe {
+        return observe::observe_pass(obj, ctx, api).await;
+    }
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
+    // Differences are reported under Observe only; under Manage the spec is applied.
+    status.differences.clear();
     let mut run = Run { obj, ctx, writer: &mut writer, status: &mut status, changes: Vec::new(), aws_differs: false };
     let result = match run.converge().await {
         Ok(message) => {
@@ -101,6 +106,13 @@ impl Run<'_, '_> {
         let target = Target::resolve(&self.obj.spec, self.status, self.ctx.settings.default_region.as_deref())?;
         let desired = Desired::from_spec(&self.obj.spec);
         let aws = self.ctx.aws.for_region(&target.region);
+
+        // A response found while observing is someone else's until adopted.
+        if self.status.observed_only
+            && let Some(id) = self.status.integration_response_id.clone()
+        {
+            self.adopt_observed(&aws, &target, &id, &desired).await?;
+        }
 
         // Two objects recording one response (instances whose caches lagged each other): the
         // one that sorts later gives it up, so they stop overwriting each other in AWS.
@@ -188,6 +200,12 @@ impl Run<'_, '_> {
                 if recorded && self.in_sync_at_this_generation() {
                     let note = format!("Put back {fields} of {}, changed outside Kubernetes", existing.id);
                     self.changes.push(("DriftCorrected", note));
+                } else if self.obj.status.as_ref().is_some_and(|s| !s.differences.is_empty()) {
+                    let note = format!(
+                        "Applied the differences observed under managementPolicy Observe: updated {fields} of {}",
+                        existing.id
+                    );
+                    self.changes.push(("Updated", note));
                 } else {
                     let note = format!("Updated {fields} of {}", existing.id);
                     self.changes.push(("Updated", note));
@@ -211,6 +229,48 @@ impl Run<'_, '_> {
                 self.replace(&aws, &target, &desired, &existing.id, why).await
             }
         }
+    }
+
+    /// A response recorded under managementPolicy Observe becomes this object's only through the
+    /// adopt annotation, and only if no other object manages it.
+    async fn adopt_observed(
+        &mut self,
+        aws: &IntegrationResponses,
+        target: &Target,
+        id: &str,
+        desired: &Desired,
+    ) -> Result<()> {
+        if self.obj.annotations().get(ADOPT_ANNOTATION).map(String::as_str) != Some("true") {
+            // Gone since it was observed: there is nothing to adopt, and the key is free.
+            match aws.get(target, id).await {
+                Err(err) if err.is_not_found() => {
+                    self.status.integration_response_id = None;
+                    self.status.observed_only = false;
+                    return Ok(());
+                }
+                Err(err) => return Err(Failure::from(err).into()),
+                Ok(_) => {}
+            }
+            return Err(Failure::stalled(
+                "AlreadyExists",
+                format!(
+                    "Integration response {id} (key {}) was found while observing (managementPolicy Observe); this \
+                     object did not create it. Set the annotation {ADOPT_ANNOTATION}: \"true\" to manage it, or set \
+                     managementPolicy: Observe again.",
+                    desired.key
+                ),
+            )
+            .into());
+        }
+        let me = object_key(self.obj);
+        if let Some(owner) =
+            self.ctx.owners.other_manager(&target.api_id, id, &target.integration_id, &desired.key, &me)
+        {
+            return Err(already_managed(id, &desired.key, &owner).into());
+        }
+        self.status.observed_only = false;
+        self.changes.push(("Adopted", format!("Adopted integration response {id}, observed until now")));
+        Ok(())
     }
 
     /// Deletes the response and creates it again from the spec, for changes an update cannot make.

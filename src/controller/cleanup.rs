@@ -7,7 +7,7 @@ use super::apply::{ambiguous_claim, claim_of_another};
 use super::status::{StatusWriter, object_key, report_failure};
 use super::{Context, events};
 use crate::aws::Deleted;
-use crate::crd::{DeletionPolicy, IntegrationResponse, IntegrationResponseStatus};
+use crate::crd::{DeletionPolicy, IntegrationResponse, IntegrationResponseStatus, ManagementPolicy};
 use crate::domain::Target;
 use crate::failure::Failure;
 use crate::metrics::ObjectState;
@@ -39,9 +39,18 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
         report_failure(ctx, obj, &mut writer, &mut status, &waiting, false).await?;
         return Err(Error::Failure(waiting));
     }
-    if obj.spec.deletion_policy() == DeletionPolicy::Retain {
+    let kept_because = if obj.spec.management_policy() == ManagementPolicy::Observe {
+        Some("managementPolicy Observe")
+    } else if status.observed_only {
+        Some("it was only observed, never managed by this object")
+    } else if obj.spec.deletion_policy() == DeletionPolicy::Retain {
+        Some("deletionPolicy Retain")
+    } else {
+        None
+    };
+    if let Some(why) = kept_because {
         if let Some(id) = &status.integration_response_id {
-            events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS (deletionPolicy Retain)")).await;
+            events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS ({why})")).await;
         }
         return Ok(Action::await_change());
     }

@@ -5,6 +5,7 @@ mod apply;
 mod cleanup;
 mod events;
 mod finalizer;
+mod observe;
 mod owners;
 mod status;
 

@@ -39,7 +39,9 @@ impl Owners {
         let key = super::key_of(obj.namespace().as_deref(), &obj.name_any());
         let status = obj.status.as_ref().filter(|_| obj.metadata.deletion_timestamp.is_none());
         let api = status.and_then(|s| s.api_id.clone());
-        let id = status.and_then(|s| Some((api.clone()?, s.integration_response_id.clone()?)));
+        // A response only observed (managementPolicy Observe) is not owned by the observer.
+        let id =
+            status.filter(|s| !s.observed_only).and_then(|s| Some((api.clone()?, s.integration_response_id.clone()?)));
         let claim = status.and_then(|s| {
             Some((api.clone()?, s.integration_id.clone()?, s.claimed_key()?.to_owned()))
                 .filter(|_| s.integration_response_id.is_none())
@@ -160,6 +162,22 @@ mod tests {
         assert_eq!(owners.other_manager("api", "r9", "int", "/4\\d\\d/", "ns/c"), None);
         owners.forget("ns/b");
         assert!(owners.is_empty());
+    }
+
+    #[test]
+    fn a_response_only_observed_has_no_owner() {
+        let owners = Owners::default();
+        owners.observe(&object(
+            "watcher",
+            serde_json::json!({"apiId": "api", "integrationId": "int", "integrationResponseId": "r1", "observedOnly": true}),
+        ));
+        assert_eq!(owners.other_manager("api", "r1", "int", "/x/", "ns/c"), None);
+        assert_eq!(owners.yields_to("api", "r1", "ns/z"), None);
+        owners.observe(&object(
+            "watcher",
+            serde_json::json!({"apiId": "api", "integrationId": "int", "integrationResponseId": "r1"}),
+        ));
+        assert_eq!(owners.other_manager("api", "r1", "int", "/x/", "ns/c").as_deref(), Some("ns/watcher"));
     }
 
     #[test]
