@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs every check and test. Installs what the tests need (moto, helm, kubernetes-validate, lua)
-# when missing, so it works on a fresh machine. Usage: scripts/test.sh
+# Runs every check and test. Installs what the tests need (moto, helm, kubernetes-validate, lua,
+# buildah) when missing, so it works on a fresh machine. Usage: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -18,6 +18,9 @@ cargo clippy --workspace --all-targets --locked -- -D warnings
 
 step "local quickstart (the README's run command) until the example is Ready"
 env -u KUBECONFIG scripts/run-local.sh --until-ready
+
+step "container image: built from the debug binary, its entrypoint run as 65532 until the example is Ready"
+scripts/image-smoke.sh target/debug/integration-response-operator
 
 step "Helm chart: lint, render, strict validation, Pod Security, RBAC, values schema"
 python3 -m pytest -q tests/chart 2>&1 | tee -a "$log"
