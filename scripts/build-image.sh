@@ -25,8 +25,9 @@ scripts/image-rootfs.sh "$binary" "$context/rootfs"
 awk '/^FROM /{stage = ""} {stage = stage $0 "\n"} END {printf "%s", stage}' Dockerfile \
   | sed 's|^COPY --from=build /rootfs/ /$|COPY rootfs/ /|' > "$context/Containerfile"
 head -n1 "$context/Containerfile" | grep -qx 'FROM scratch' || die "the Dockerfile's final stage is not FROM scratch"
-[ "$(grep -c '^COPY' "$context/Containerfile")" = 1 ] && grep -qx 'COPY rootfs/ /' "$context/Containerfile" \
-  || die "the Dockerfile's final stage must copy only the rootfs: COPY --from=build /rootfs/ /"
+if [ "$(grep -c '^COPY' "$context/Containerfile")" != 1 ] || ! grep -qx 'COPY rootfs/ /' "$context/Containerfile"; then
+  die "the Dockerfile's final stage must copy only the rootfs: COPY --from=build /rootfs/ /"
+fi
 
 previous=$(buildah images --quiet --no-trunc "$image" 2>/dev/null || true)
 buildah bud --quiet --isolation chroot --pull=false --layers=false \

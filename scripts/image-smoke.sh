@@ -61,7 +61,7 @@ def check(ok, what):
 check(config.get("User") == "65532:65532", "User is not 65532:65532")
 check(config.get("Entrypoint") == ["/usr/local/bin/integration-response-operator"], "unexpected Entrypoint")
 check("8080/tcp" in config.get("ExposedPorts", {}), "port 8080 is not exposed")
-print(" ".join(config["Entrypoint"]))
+print(config["Entrypoint"][0])
 PY
 )
 echo "user 65532:65532, entrypoint $entrypoint, port 8080"
@@ -85,7 +85,7 @@ if len(roots) < 100 or missing:
     sys.exit(f"{path}: {len(roots)} certificates, missing {sorted(missing)}")
 print(f"/etc/ssl/certs/ca-certificates.crt: {len(roots)} CA certificates, Amazon Root CA 1-4 among them")
 PY
-buildah run --isolation chroot --user 65532:65532 "$container" -- $entrypoint --help >/dev/null \
+buildah run --isolation chroot --user 65532:65532 "$container" -- "$entrypoint" --help >/dev/null \
   || die "the entrypoint does not start as 65532 (--help)"
 echo "all files root-owned and read-only to 65532; $entrypoint --help runs as 65532"
 
@@ -153,7 +153,7 @@ setsid buildah run --isolation chroot --network host --user 65532:65532 \
   --env AWS_ACCESS_KEY_ID=testing --env AWS_SECRET_ACCESS_KEY=testing --env AWS_REGION=us-east-1 \
   --env AWS_EC2_METADATA_DISABLED=true \
   --env ADMIN_ADDR="127.0.0.1:$admin_port" --env RESYNC_PERIOD=30s \
-  "$container" -- $entrypoint >"$work/operator.log" 2>&1 &
+  "$container" -- "$entrypoint" >"$work/operator.log" 2>&1 &
 operator=$!
 
 if ! helper apply-and-wait "http://127.0.0.1:$kube_port" examples/integration-response.yaml "$api_id" "$integration_id"; then
