@@ -29,7 +29,8 @@ cargo build --locked --bin integration-response-operator --bin kube-emulator -p 
 
 say "image from $binary"
 version=$(sed -n 's/^appVersion: *"\{0,1\}\([^"]*\)"\{0,1\} *$/\1/p' charts/integration-response-operator/Chart.yaml)
-image=${IMAGE:-integration-response-operator:$version}
+# Its own tag, so a release image built under the version tag is never replaced by this one.
+image=${IMAGE:-integration-response-operator:$version-smoke}
 export IMAGE=$image
 build_started=$SECONDS
 scripts/build-image.sh "$binary"
