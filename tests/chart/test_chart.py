@@ -268,3 +268,142 @@ def test_iam_policy_grants_only_integration_response_calls():
     assert statement["Effect"] == "Allow"
     assert sorted(statement["Action"]) == ["apigateway:DELETE", "apigateway:GET", "apigateway:PATCH", "apigateway:POST"]
     assert all("/integrationresponses" in r for r in statement["Resource"])
+
+
+# Monitoring: the PrometheusRule and the Grafana dashboard ConfigMap (issue 14). tests/monitoring.rs
+# checks every expression against a scrape of the operator; these check the rendered objects.
+MONITORING = ["--set", "metrics.serviceMonitor.enabled=true", "--set", "metrics.prometheusRule.enabled=true",
+              "--set", "metrics.dashboard.enabled=true"]
+ALERTS = ["IntegrationResponseOperatorObjectsStalled", "IntegrationResponseOperatorAwsThrottled",
+          "IntegrationResponseOperatorReconcileErrors", "IntegrationResponseOperatorNoLeader",
+          "IntegrationResponseOperatorWatchRestarts", "IntegrationResponseOperatorDown"]
+PROMETHEUS_DURATION = r"^(([0-9]+)y)?(([0-9]+)w)?(([0-9]+)d)?(([0-9]+)h)?(([0-9]+)m)?(([0-9]+)s)?(([0-9]+)ms)?$"
+
+
+def github_anchor(heading):
+    """The id GitHub gives a Markdown heading: lower case, punctuation dropped, spaces to hyphens."""
+    import re
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def readme_anchors():
+    anchors = set()
+    in_code = False
+    for line in (ROOT / "README.md").read_text().splitlines():
+        if line.startswith("```"):
+            in_code = not in_code
+        elif not in_code and line.startswith("#"):
+            anchors.add(github_anchor(line.lstrip("#")))
+    return anchors
+
+
+def prometheus_rule(extra=()):
+    [rule] = by_kind(render(MONITORING + list(extra)), "PrometheusRule")
+    return rule
+
+
+def test_monitoring_objects_are_off_by_default():
+    kinds = {d["kind"] for d in render([])}
+    assert "PrometheusRule" not in kinds and "ConfigMap" not in kinds
+    assert not by_kind(render(["--set", "metrics.serviceMonitor.enabled=true"]), "PrometheusRule")
+
+
+def test_monitoring_values_pass_strict_validation_for_the_built_in_kinds(tmp_path):
+    # kubernetes-validate knows no PrometheusRule or ServiceMonitor: validate the rest strictly,
+    # and the PrometheusRule's structure below.
+    docs = [d for d in render(MONITORING) if d["kind"] not in ("PrometheusRule", "ServiceMonitor")]
+    path = tmp_path / "rendered.yaml"
+    path.write_text(yaml.safe_dump_all(docs))
+    result = subprocess.run(["kubernetes-validate", "--strict", "-k", "1.33.0", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "passed for resource configmap/iro-integration-response-operator-dashboard" in result.stdout, result.stdout
+
+
+def test_prometheus_rule_has_every_alert_with_what_to_do_and_a_runbook_in_the_readme():
+    import re
+    rule = prometheus_rule()
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["namespace"] == "operators"
+    assert set(rule) == {"apiVersion", "kind", "metadata", "spec"}
+    assert set(rule["spec"]) == {"groups"}
+    anchors = readme_anchors()
+    alerts = []
+    for group in rule["spec"]["groups"]:
+        assert set(group) <= {"name", "interval", "rules"} and group["name"]
+        for r in group["rules"]:
+            assert set(r) == {"alert", "expr", "for", "labels", "annotations"}, r
+            alerts.append(r["alert"])
+            assert isinstance(r["expr"], str) and r["expr"].strip()
+            assert re.match(PROMETHEUS_DURATION, r["for"]) and r["for"], r["for"]
+            assert r["labels"]["severity"] in ("warning", "critical")
+            annotations = r["annotations"]
+            assert set(annotations) == {"summary", "description", "runbook_url"}
+            assert annotations["summary"].strip() and len(annotations["description"]) > 80
+            base, anchor = annotations["runbook_url"].split("#")
+            assert base == "https://github.com/integration-response-operator/integration-response-operator/blob/v0.1.0/README.md"
+            assert anchor == r["alert"].lower() and anchor in anchors, f"README.md has no heading for #{anchor}"
+            # Scoped to this release's target, as the ServiceMonitor names it.
+            assert 'job="iro-integration-response-operator-metrics", namespace="operators"' in r["expr"]
+    assert alerts == ALERTS
+
+
+def test_prometheus_rule_takes_thresholds_labels_job_and_runbook_base_from_values():
+    rule = prometheus_rule([
+        "--set", "metrics.prometheusRule.additionalLabels.release=kube-prometheus-stack",
+        "--set", "metrics.prometheusRule.job=custom", "--set", "metrics.prometheusRule.runbookBaseUrl=https://wiki.example/iro",
+        "--set", "metrics.prometheusRule.thresholds.stalledFor=1h", "--set", "metrics.prometheusRule.thresholds.watchRestarts=7",
+        "--set-json", "metrics.prometheusRule.thresholds.awsThrottledRatio=0.25",
+        "--set", "metrics.prometheusRule.thresholds.watchRestartsWindow=2h",
+    ])
+    assert rule["metadata"]["labels"]["release"] == "kube-prometheus-stack"
+    rules = {r["alert"]: r for g in rule["spec"]["groups"] for r in g["rules"]}
+    assert rules["IntegrationResponseOperatorObjectsStalled"]["for"] == "1h"
+    assert rules["IntegrationResponseOperatorWatchRestarts"]["expr"].endswith("[2h])) > 7")
+    assert rules["IntegrationResponseOperatorAwsThrottled"]["expr"].rstrip().endswith("> 0.25")
+    assert "25%" in rules["IntegrationResponseOperatorAwsThrottled"]["annotations"]["summary"]
+    for r in rules.values():
+        assert 'job="custom"' in r["expr"]
+        assert r["annotations"]["runbook_url"] == "https://wiki.example/iro#" + r["alert"].lower()
+
+
+@pytest.mark.parametrize("setting,message", [
+    ("metrics.prometheusRule.thresholds.stalledFor=soon", "does not match pattern"),
+    ("metrics.prometheusRule.thresholds.awsThrottledRatio=2", "maximum"),
+    ("metrics.prometheusRule.thresholds.reconcileErrorRatio=0", "exclusiveMinimum"),
+    ("metrics.prometheusRule.runbookBaseUrl=https://x/README.md#a", "does not match pattern"),
+    ("metrics.prometheusRule.severity=page", "additional properties"),
+    ("metrics.dashboard.labels.grafana_dashboard=1", "want string"),
+])
+def test_wrong_monitoring_values_are_refused(setting, message):
+    flag = "--set-json" if "grafana_dashboard" in setting else "--set"
+    result = helm("template", "iro", str(CHART), flag, setting, check=False)
+    assert result.returncode != 0, f"{setting} was accepted"
+    assert message in result.stderr, result.stderr
+
+
+def test_dashboard_config_map_is_labelled_for_the_grafana_sidecar_and_carries_the_file():
+    import json
+    [config_map] = by_kind(render(MONITORING + ["--set", "metrics.dashboard.annotations.grafana_folder=Operators"]), "ConfigMap")
+    assert config_map["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert config_map["metadata"]["annotations"] == {"grafana_folder": "Operators"}
+    [(key, text)] = config_map["data"].items()
+    assert key.endswith(".json")
+    assert json.loads(text) == json.loads((CHART / "dashboards" / "integration-response-operator.json").read_text())
+    # A sidecar with its own label: Helm merges maps, so null drops the default label.
+    [moved] = by_kind(render(["--set", "metrics.dashboard.enabled=true", "--set", "metrics.dashboard.namespace=grafana",
+                              "--set", "metrics.dashboard.labels.dashboards=grafana",
+                              "--set", "metrics.dashboard.labels.grafana_dashboard=null"]), "ConfigMap")
+    assert moved["metadata"]["namespace"] == "grafana"
+    assert moved["metadata"]["labels"]["dashboards"] == "grafana" and "grafana_dashboard" not in moved["metadata"]["labels"]
+
+
+def test_one_place_holds_the_version():
+    import tomllib
+    cargo = tomllib.loads((ROOT / "Cargo.toml").read_text())["package"]["version"]
+    chart = yaml.safe_load((CHART / "Chart.yaml").read_text())
+    assert cargo == chart["version"] == chart["appVersion"], (cargo, chart["version"], chart["appVersion"])
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    assert values["image"]["tag"] == "", "the default image tag follows appVersion"
+    [deployment] = by_kind(render([]), "Deployment")
+    image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == f'{values["image"]["repository"]}:{chart["appVersion"]}'
