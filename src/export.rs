@@ -279,7 +279,9 @@ async fn export(args: &ExportArgs) -> Result<String, ExportError> {
         loader = loader.region(aws_config::Region::new(region.clone()));
     }
     let config = loader.load().await;
-    let region = config.region().map(|r| r.as_ref().to_owned()).ok_or(ExportError::NoRegion)?;
+    // `AWS_REGION=` (set but empty) is no region either.
+    let region =
+        config.region().map(|r| r.as_ref().to_owned()).filter(|r| !r.is_empty()).ok_or(ExportError::NoRegion)?;
     let client = aws_sdk_apigatewayv2::Client::new(&config);
     // Paced like the operator's default, leaving the account's shared quota to others.
     let clients = AwsClients::fixed(client, Arc::new(Pacer::new(5.0, 5)), Arc::new(Metrics::default()));

@@ -11,10 +11,14 @@ use std::time::Duration;
 use aws_sdk_apigatewayv2::Client;
 use aws_sdk_apigatewayv2::operation::create_integration_response::CreateIntegrationResponseOutput;
 use aws_sdk_apigatewayv2::operation::delete_integration_response::DeleteIntegrationResponseOutput;
+use aws_sdk_apigatewayv2::operation::get_api::GetApiOutput;
 use aws_sdk_apigatewayv2::operation::get_integration_response::GetIntegrationResponseOutput;
 use aws_sdk_apigatewayv2::operation::get_integration_responses::GetIntegrationResponsesOutput;
+use aws_sdk_apigatewayv2::operation::get_integrations::GetIntegrationsOutput;
 use aws_sdk_apigatewayv2::operation::update_integration_response::UpdateIntegrationResponseOutput;
-use aws_sdk_apigatewayv2::types::{ContentHandlingStrategy, IntegrationResponse};
+use aws_sdk_apigatewayv2::types::{
+    ContentHandlingStrategy, Integration, IntegrationResponse, IntegrationType, ProtocolType,
+};
 use aws_smithy_mocks::{MockResponse, RuleMode, mock, mock_client};
 use aws_smithy_runtime_api::client::http::{
     HttpClient, HttpConnector, HttpConnectorFuture, HttpConnectorSettings, SharedHttpClient, SharedHttpConnector,
@@ -44,6 +48,8 @@ type Interleaved = Box<dyn FnOnce(&mut State) + Send>;
 #[derive(Default)]
 pub struct State {
     pub integrations: BTreeSet<(String, String)>,
+    /// APIs that answer GetApi as HTTP APIs (the rest are WebSocket APIs).
+    pub http_apis: BTreeSet<String>,
     pub responses: BTreeMap<String, Stored>,
     next_id: u32,
     /// Scripted failures, answered before the fake's own logic, per operation name.
@@ -380,6 +386,44 @@ impl FakeAws {
                 MockResponse::Output(DeleteIntegrationResponseOutput::builder().build())
             })
         });
+        // For export: the API (WebSocket unless listed in `http_apis`) and its integrations,
+        // paged like the responses.
+        let s = self.state.clone();
+        let get_api = mock!(Client::get_api).then_compute_response(move |input| {
+            let mut state = s.lock().unwrap();
+            state.begin("GetApi").unwrap_or_else(|| {
+                let api = input.api_id().unwrap();
+                if !state.integrations.iter().any(|(a, _)| a == api) {
+                    return MockResponse::Http(not_found("API"));
+                }
+                let protocol = if state.http_apis.contains(api) { "HTTP" } else { "WEBSOCKET" };
+                MockResponse::Output(
+                    GetApiOutput::builder().api_id(api).protocol_type(ProtocolType::from(protocol)).build(),
+                )
+            })
+        });
+        let s = self.state.clone();
+        let integrations = mock!(Client::get_integrations).then_compute_response(move |input| {
+            let mut state = s.lock().unwrap();
+            state.begin("GetIntegrations").unwrap_or_else(|| {
+                let api = input.api_id().unwrap();
+                let all: Vec<String> =
+                    state.integrations.iter().filter(|(a, _)| a == api).map(|(_, i)| i.clone()).collect();
+                if all.is_empty() {
+                    return MockResponse::Http(not_found("API"));
+                }
+                let start: usize = input.next_token().map_or(0, |t| t.parse().unwrap()).min(all.len());
+                let end = (start + state.page_size).min(all.len());
+                let items = all[start..end].iter().map(|id| {
+                    Integration::builder().integration_id(id).integration_type(IntegrationType::Mock).build()
+                });
+                let mut output = GetIntegrationsOutput::builder().set_items(Some(items.collect()));
+                if end < all.len() {
+                    output = output.next_token(end.to_string());
+                }
+                MockResponse::Output(output.build())
+            })
+        });
         // Retries off, as the operator configures its clients: every attempt goes through the
         // pacer and the controller's backoff.
         let slow = SlowMutations {
@@ -387,11 +431,16 @@ impl FakeAws {
             state: self.state.clone(),
             who: who.to_owned(),
         };
-        mock_client!(aws_sdk_apigatewayv2, RuleMode::MatchAny, &[&get, &list, &create, &update, &delete], |config| {
-            config
-                .retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled())
-                .http_client(SharedHttpClient::new(slow.clone()))
-        })
+        mock_client!(
+            aws_sdk_apigatewayv2,
+            RuleMode::MatchAny,
+            &[&get, &list, &create, &update, &delete, &get_api, &integrations],
+            |config| {
+                config
+                    .retry_config(aws_sdk_apigatewayv2::config::retry::RetryConfig::disabled())
+                    .http_client(SharedHttpClient::new(slow.clone()))
+            }
+        )
     }
 }
 
