@@ -1,7 +1,8 @@
 -- Argo CD health check for apigatewayv2.aws.operator.rs/IntegrationResponse (Lua 5.1).
 -- Healthy: Ready=True for the current generation. Degraded: Stalled=True for the current
--- generation (retrying cannot help until the spec or AWS changes). Progressing: anything else,
--- including status that describes an older generation than the spec.
+-- generation (retrying cannot help until the spec or AWS changes), or, under managementPolicy
+-- Observe, Ready=False with reason Differs (AWS differs from the spec; the message names the
+-- fields). Progressing: anything else, including status that describes an older generation.
 local hs = {}
 local generation = obj.metadata and obj.metadata.generation
 local status = obj.status
@@ -26,6 +27,11 @@ if stalled ~= nil and stalled.status == "True" then
   return hs
 end
 local ready = conditions["Ready"]
+if ready ~= nil and ready.status == "False" and ready.reason == "Differs" then
+  hs.status = "Degraded"
+  hs.message = ready.message or "AWS differs from the spec"
+  return hs
+end
 if ready ~= nil and ready.status == "True" then
   hs.status = "Healthy"
   hs.message = ready.message or "Ready"

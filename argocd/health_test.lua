@@ -9,6 +9,8 @@ local cases = {
   {file = "dependency-not-found.json", status = "Progressing", message = "GetIntegrationResponses: the API or integration was not found"},
   {file = "stalled.json", status = "Degraded", message = "AWS refused CreateIntegrationResponse: BadRequestException: Invalid template"},
   {file = "stale-generation.json", status = "Progressing", message = "Waiting for the operator to observe generation 3"},
+  {file = "observe-in-sync.json", status = "Healthy", message = "Integration response ir1 matches the spec (managementPolicy Observe)."},
+  {file = "observe-differs.json", status = "Degraded", message = "AWS differs from the spec in responseTemplates (see status.differences)"},
   {file = "stalled-stale-generation.json", status = "Progressing", message = "Waiting for the operator to observe generation 2"},
 }
 

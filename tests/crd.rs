@@ -76,6 +76,8 @@ fn schema_requires_ids_and_key_and_has_clean_enums_without_defaults() {
     let props = &spec["properties"];
     assert_eq!(props["contentHandlingStrategy"]["enum"], json!(["CONVERT_TO_BINARY", "CONVERT_TO_TEXT"]));
     assert_eq!(props["deletionPolicy"]["enum"], json!(["Delete", "Retain"]));
+    assert_eq!(props["managementPolicy"]["enum"], json!(["Manage", "Observe"]));
+    assert!(props["managementPolicy"].get("default").is_none(), "absent means Manage, decided by the operator");
     assert_eq!(props["responseTemplates"]["additionalProperties"]["maxLength"], 32768);
     let text = serde_json::to_string(&spec).unwrap();
     assert!(!text.contains("\"default\""), "no schema defaults on spec fields (Argo CD would never sync)");
