@@ -97,7 +97,7 @@ impl Metrics {
         );
         registry.register(
             "objects",
-            "IntegrationResponses by state (ready, progressing, stalled)",
+            "IntegrationResponses by state (ready, progressing, stalled, differs)",
             metrics.objects.clone(),
         );
         registry.register(
