@@ -16,11 +16,13 @@ use tokio_stream::wrappers::ReceiverStream;
 
 use crate::State;
 use crate::decode;
+use crate::discovery;
 use crate::faults::FaultAction;
 use crate::patch;
-use crate::resources::{ResourceType, Resources};
+use crate::resources::{ResourceType, Resources, View};
 use crate::schema::Cause;
 use crate::selector::Selector;
+use crate::table;
 use crate::validation::{self, Bad, MetaFlavour, NameRule, go_quote};
 
 pub fn router(state: Arc<State>) -> Router {
@@ -113,6 +115,10 @@ impl ApiError {
             "kind": "Status", "apiVersion": "v1", "metadata": {},
             "status": "Failure", "message": self.message, "reason": self.reason, "code": self.code,
         });
+        if self.reason.is_empty() {
+            // An error that is not a Status (ErrorToAPIStatus): no reason.
+            body.as_object_mut().unwrap().remove("reason");
+        }
         if let Some(details) = &self.details {
             body["details"] = details.clone();
         }
@@ -277,6 +283,7 @@ const KNOWN_PARAMS: &[&str] = &[
     "sendInitialEvents",
     "fieldValidation",
     "pretty",
+    "includeObject",
 ];
 
 async fn serve(AxumState(state): AxumState<Arc<State>>, request: Request) -> Response {
@@ -293,9 +300,109 @@ async fn serve(AxumState(state): AxumState<Arc<State>>, request: Request) -> Res
         );
     }
     let params = query_params(parts.uri.query());
+    if let Some(response) = serve_discovery(&state, &parts.method, parts.uri.path(), &parts.headers) {
+        return response;
+    }
     match handle(&state, &parts.method, parts.uri.path(), &params, &parts.headers, body).await {
         Ok(response) => response,
         Err(err) => err.into_response(),
+    }
+}
+
+/// Discovery and OpenAPI documents; `None` for resource paths.
+fn serve_discovery(state: &State, method: &Method, path: &str, headers: &axum::http::HeaderMap) -> Option<Response> {
+    let parts: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let is_document = matches!(parts.as_slice(), ["api"] | ["api", _] | ["apis"] | ["apis", _] | ["apis", _, _])
+        || parts.first() == Some(&"openapi");
+    if !is_document {
+        return None;
+    }
+    if method != Method::GET {
+        return Some(ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported here")).into_response());
+    }
+    let resources = state.resources.read().unwrap();
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    let not_found =
+        || ApiError::new(404, "NotFound", "the server could not find the requested resource").into_response();
+    let response = match parts.as_slice() {
+        [root @ ("api" | "apis")] => match discovery::wanted(accept) {
+            discovery::Wanted::Aggregated => (
+                StatusCode::OK,
+                [(header::CONTENT_TYPE, discovery::AGGREGATED_V2), (header::VARY, "Accept")],
+                discovery::aggregated(&resources, *root == "api").to_string(),
+            )
+                .into_response(),
+            discovery::Wanted::Legacy if *root == "api" => {
+                let host = headers.get(header::HOST).and_then(|v| v.to_str().ok()).unwrap_or("127.0.0.1");
+                json_response(StatusCode::OK, &discovery::api_versions(host))
+            }
+            discovery::Wanted::Legacy => json_response(StatusCode::OK, &discovery::api_group_list(&resources)),
+            discovery::Wanted::Unsupported(accept) => ApiError::new(
+                406,
+                "NotAcceptable",
+                format!(
+                    "only the following media types are accepted: application/json, {} (asked for {accept})",
+                    discovery::AGGREGATED_V2
+                ),
+            )
+            .into_response(),
+        },
+        ["api", version] => discovery::api_resource_list(&resources, "", version)
+            .map_or_else(not_found, |d| json_response(StatusCode::OK, &d)),
+        ["apis", group] => {
+            discovery::api_group_of(&resources, group).map_or_else(not_found, |d| json_response(StatusCode::OK, &d))
+        }
+        ["apis", group, version] => discovery::api_resource_list(&resources, group, version)
+            .map_or_else(not_found, |d| json_response(StatusCode::OK, &d)),
+        ["openapi", "v3"] => json_response(StatusCode::OK, &discovery::openapi_index(&resources)),
+        ["openapi", "v3", "apis", group, version] => match discovery::openapi_document(&resources, group, version) {
+            Some(doc) => json_response(StatusCode::OK, &doc),
+            None if Resources::is_builtin_group(group) => ApiError::not_implemented(format!(
+                "the OpenAPI v3 document of the built-in group-version {group}/{version}"
+            ))
+            .into_response(),
+            None => not_found(),
+        },
+        ["openapi", "v3", "api", "v1"] => {
+            ApiError::not_implemented("the OpenAPI v3 document of the core group (api/v1)").into_response()
+        }
+        ["openapi", "v2"] => {
+            ApiError::not_implemented("OpenAPI v2 (/openapi/v2); OpenAPI v3 is served for custom resources")
+                .into_response()
+        }
+        _ => not_found(),
+    };
+    Some(response)
+}
+
+/// What the client's `Accept` asks a read to return: a `meta.k8s.io/v1` Table, or the object.
+fn wants_table(headers: &axum::http::HeaderMap) -> Result<bool, ApiError> {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if accept.trim().is_empty() {
+        return Ok(false);
+    }
+    for (media, params) in discovery::media_types(accept) {
+        let get = |k: &str| params.get(k).map(String::as_str);
+        match (media.as_str(), get("as")) {
+            ("application/json", Some("Table")) if get("g") == Some("meta.k8s.io") && get("v") == Some("v1") => {
+                return Ok(true);
+            }
+            ("application/json" | "*/*" | "application/*", None) => return Ok(false),
+            _ => {}
+        }
+    }
+    Err(ApiError::new(
+        406,
+        "NotAcceptable",
+        format!("kube-emulator serves only application/json and meta.k8s.io/v1 Tables (asked for {accept})"),
+    ))
+}
+
+/// A stored object as the resource serves it.
+fn present(rt: &ResourceType, object: &Value) -> Value {
+    match rt.view {
+        View::Stored => object.clone(),
+        View::CoreEvent => table::core_event(object),
     }
 }
 
@@ -339,33 +446,70 @@ async fn handle(
     }
     let namespace = route.namespace.clone().unwrap_or_default();
     let rt = &route.rt;
+    if rt.view == View::CoreEvent && !matches!(verb, "get" | "list" | "watch") {
+        return Err(ApiError::not_implemented(
+            "writes of core v1 Events (they are served read-only, converted from events.k8s.io/v1 Events)",
+        ));
+    }
+    let as_table = if matches!(verb, "get" | "list" | "watch") { wants_table(headers)? } else { false };
+    let include = params.get("includeObject").map_or("Metadata", String::as_str).to_owned();
+    if !matches!(include.as_str(), "Metadata" | "Object" | "None") {
+        return Err(ApiError::bad_request(format!("includeObject: Unsupported value: {include:?}")));
+    }
     let status_only = route.subresource.is_some();
+    let validation = field_validation(params)?;
+    let mut warnings = Vec::new();
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     match verb {
         "get" => {
             let store = state.store.lock().unwrap();
             let name = route.name.as_deref().unwrap();
-            store
+            let object = store
                 .get(&rt.plural, &namespace, name)
-                .cloned()
-                .map(|o| json_response(StatusCode::OK, &o))
-                .ok_or_else(|| ApiError::not_found(rt, name))
+                .map(|o| present(rt, o))
+                .ok_or_else(|| ApiError::not_found(rt, name))?;
+            if as_table {
+                let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+                return Ok(json_response(StatusCode::OK, &table::table(rt, &[object], meta, &include, false)));
+            }
+            Ok(json_response(StatusCode::OK, &object))
         }
-        "list" => list(state, rt, route.namespace.as_deref(), params).map(|v| json_response(StatusCode::OK, &v)),
+        "list" => {
+            let mut listed = list(state, rt, route.namespace.as_deref(), params)?;
+            if as_table {
+                let items = listed["items"].as_array().cloned().unwrap_or_default();
+                listed = table::table(rt, &items, listed["metadata"].take(), &include, false);
+            }
+            Ok(json_response(StatusCode::OK, &listed))
+        }
+        "watch" if as_table => Err(ApiError::not_implemented("watches that return Tables (kubectl get --watch)")),
         "watch" => watch(state, rt, route.namespace.clone(), params),
         "create" => {
             let object = parse_body(&body)?;
-            create(state, rt, &namespace, object).map(|o| json_response(StatusCode::CREATED, &o))
+            create_checked(state, rt, &namespace, object, validation, &mut warnings)
+                .map(|o| with_warnings(json_response(StatusCode::CREATED, &o), &warnings))
         }
         "update" => {
             let object = parse_body(&body)?;
             let name = route.name.as_deref().unwrap();
-            update(state, rt, &namespace, name, object, status_only).map(|(code, o)| json_response(code, &o))
+            update(state, rt, &namespace, name, object, status_only, validation, &mut warnings)
+                .map(|(code, o)| with_warnings(json_response(code, &o), &warnings))
         }
         "patch" => {
             let name = route.name.as_deref().unwrap();
-            patch_object(state, rt, &namespace, name, &content_type, &body, params, status_only)
-                .map(|o| json_response(StatusCode::OK, &o))
+            patch_object(
+                state,
+                rt,
+                &namespace,
+                name,
+                &content_type,
+                &body,
+                params,
+                status_only,
+                validation,
+                &mut warnings,
+            )
+            .map(|(code, o)| with_warnings(json_response(code, &o), &warnings))
         }
         "delete" => {
             let name = route.name.as_deref().unwrap();
@@ -399,8 +543,25 @@ impl FieldSelector {
             } else {
                 return Err(ApiError::not_implemented(format!("the field selector {text:?}")));
             };
+            let core_event = rt.view == View::CoreEvent;
             let supported = matches!(key, "metadata.name" | "metadata.namespace")
-                || (rt.builtin == Some(crate::builtin::Builtin::Event)
+                || (core_event
+                    && matches!(
+                        key,
+                        "reason"
+                            | "type"
+                            | "reportingComponent"
+                            | "source"
+                            | "involvedObject.kind"
+                            | "involvedObject.namespace"
+                            | "involvedObject.name"
+                            | "involvedObject.uid"
+                            | "involvedObject.apiVersion"
+                            | "involvedObject.resourceVersion"
+                            | "involvedObject.fieldPath"
+                    ))
+                || (!core_event
+                    && rt.builtin == Some(crate::builtin::Builtin::Event)
                     && matches!(
                         key,
                         "reason"
@@ -417,6 +578,8 @@ impl FieldSelector {
             if !supported {
                 return Err(ApiError::not_implemented(format!("the field selector {text:?}")));
             }
+            // The core API's `source` selects on the source's component.
+            let key = if core_event && key == "source" { "source.component" } else { key };
             terms.push((key.to_owned(), equal, value.to_owned()));
         }
         Ok(Self(terms))
@@ -451,8 +614,8 @@ fn list(
     let matching: Vec<Value> = store
         .list(&rt.plural, namespace)
         .into_iter()
+        .map(|o| present(rt, o))
         .filter(|o| labels.matches(o) && field.matches(o))
-        .cloned()
         .collect();
     // Pages: `continue` is "<resourceVersion>:<offset>".
     let offset = match params.get("continue").filter(|c| !c.is_empty()) {
@@ -490,15 +653,21 @@ fn watch(
     let timeout = params.get("timeoutSeconds").and_then(|t| t.parse::<u64>().ok()).unwrap_or(1800);
     let bookmarks = params.get("allowWatchBookmarks").is_some_and(|v| v == "true");
     let since = params.get("resourceVersion").and_then(|rv| rv.parse::<u64>().ok()).filter(|rv| *rv > 0);
+    let view = rt.clone();
     let visible = {
         let namespace = namespace.clone();
+        let view = view.clone();
         move |ns: &str, object: &Value| {
-            namespace.as_deref().is_none_or(|n| n == ns) && labels.matches(object) && field.matches(object)
+            let object = present(&view, object);
+            namespace.as_deref().is_none_or(|n| n == ns) && labels.matches(&object) && field.matches(&object)
         }
     };
     let plural = rt.plural.clone();
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
-    let line = |kind: &str, object: &Value| Ok(Bytes::from(format!("{}\n", json!({"type": kind, "object": object}))));
+    let line = move |kind: &str, object: &Value| {
+        let object = if kind == "ERROR" || kind == "BOOKMARK" { object.clone() } else { present(&view, object) };
+        Ok(Bytes::from(format!("{}\n", json!({"type": kind, "object": object}))))
+    };
 
     let mut expired = false;
     let (initial, mut changes, current) = {
@@ -619,14 +788,7 @@ fn decode_object(rt: &ResourceType, object: &mut Value) -> Result<(), String> {
 
 /// A request body that does not decode is a 400, as `transformDecodeError` words it.
 fn decode_body(rt: &ResourceType, object: &mut Value) -> Result<(), ApiError> {
-    decode_object(rt, object).map_err(|e| {
-        ApiError::bad_request(format!(
-            "{} in version {} cannot be handled as a {}: {e}",
-            rt.kind,
-            go_quote(&rt.version),
-            rt.kind
-        ))
-    })
+    decode_object(rt, object).map_err(|e| cannot_be_handled(rt, &e))
 }
 
 /// A patch whose result does not decode is a 422 naming the patched object, as the patch
@@ -702,12 +864,93 @@ fn validate_update(
     if causes.is_empty() { Ok(()) } else { Err(ApiError::invalid(rt, name, &causes)) }
 }
 
-pub(crate) fn create(state: &State, rt: &ResourceType, namespace: &str, mut object: Value) -> Result<Value, ApiError> {
+/// `fieldValidation`: what to do with fields the schema does not declare.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(crate) enum FieldValidation {
+    Ignore,
+    /// The default: the request succeeds with a `Warning` header per dropped field.
+    Warn,
+    Strict,
+}
+
+fn field_validation(params: &HashMap<String, String>) -> Result<FieldValidation, ApiError> {
+    match params.get("fieldValidation").map(String::as_str) {
+        None | Some("" | "Warn") => Ok(FieldValidation::Warn),
+        Some("Ignore") => Ok(FieldValidation::Ignore),
+        Some("Strict") => Ok(FieldValidation::Strict),
+        Some(other) => Err(ApiError::bad_request(format!(
+            "fieldValidation: Unsupported value: {}: supported values: \"Ignore\", \"Strict\", \"Warn\"",
+            go_quote(other)
+        ))),
+    }
+}
+
+/// Fields of a custom resource that pruning would drop: refused (`Strict`, through `refuse`
+/// with the `strict decoding error: ...` text), warned about (`Warn`), or ignored.
+fn check_unknown(
+    rt: &ResourceType,
+    object: &Value,
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
+    refuse: impl FnOnce(String) -> ApiError,
+) -> Result<(), ApiError> {
+    let Some(schema) = &rt.schema else {
+        return Ok(());
+    };
+    let errors: Vec<String> =
+        schema.unknown_fields(object).iter().map(|p| format!("unknown field {}", go_quote(p))).collect();
+    if errors.is_empty() {
+        return Ok(());
+    }
+    match validation {
+        FieldValidation::Ignore => Ok(()),
+        FieldValidation::Warn => {
+            warnings.extend(errors);
+            Ok(())
+        }
+        FieldValidation::Strict => Err(refuse(format!("strict decoding error: {}", errors.join(", ")))),
+    }
+}
+
+/// A request body that cannot be decoded, as `transformDecodeError` words it.
+fn cannot_be_handled(rt: &ResourceType, error: &str) -> ApiError {
+    ApiError::bad_request(format!(
+        "{} in version {} cannot be handled as a {}: {error}",
+        rt.kind,
+        go_quote(&rt.version),
+        rt.kind
+    ))
+}
+
+/// Adds `Warning: 299 - "<text>"` headers, as the real server sends them.
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let quoted = warning.replace('\\', "\\\\").replace('"', "\\\"");
+        if let Ok(value) = format!("299 - \"{quoted}\"").parse() {
+            response.headers_mut().append(header::WARNING, value);
+        }
+    }
+    response
+}
+
+pub(crate) fn create(state: &State, rt: &ResourceType, namespace: &str, object: Value) -> Result<Value, ApiError> {
+    create_checked(state, rt, namespace, object, FieldValidation::Warn, &mut Vec::new())
+}
+
+fn create_checked(
+    state: &State,
+    rt: &ResourceType,
+    namespace: &str,
+    mut object: Value,
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<Value, ApiError> {
     check_type(rt, &object)?;
     decode_body(rt, &mut object)?;
     unsupported_fields(rt, &object)?;
+    check_unknown(rt, &object, validation, warnings, |e| cannot_be_handled(rt, &e))?;
     let mut store = state.store.lock().unwrap();
-    store_new(&mut store, rt, namespace, object)
+    store_new(&mut store, rt, namespace, object, None)
 }
 
 /// The create path after decoding: namespace, name generation, system fields, the strategy's
@@ -717,6 +960,7 @@ fn store_new(
     rt: &ResourceType,
     namespace: &str,
     mut object: Value,
+    managed_fields: Option<Value>,
 ) -> Result<Value, ApiError> {
     if rt.namespaced && store.get("namespaces", "", namespace).is_none() {
         return Err(ApiError::new(404, "NotFound", format!("namespaces {} not found", go_quote(namespace))));
@@ -759,6 +1003,9 @@ fn store_new(
     }
     metadata.insert("uid".into(), json!(new_uid()));
     metadata.insert("creationTimestamp".into(), json!(now()));
+    if let Some(managed) = managed_fields.filter(|m| !m.is_null()) {
+        metadata.insert("managedFields".into(), managed);
+    }
     if rt.generation {
         metadata.insert("generation".into(), json!(1));
     }
@@ -927,6 +1174,7 @@ fn stored(store: &crate::store::Store, rt: &ResourceType, namespace: &str, name:
 }
 
 /// PUT: an update, or a create for kinds whose strategy allows it (201 then).
+#[allow(clippy::too_many_arguments)]
 fn update(
     state: &State,
     rt: &ResourceType,
@@ -934,10 +1182,13 @@ fn update(
     name: &str,
     mut object: Value,
     status_only: bool,
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
 ) -> Result<(StatusCode, Value), ApiError> {
     check_type(rt, &object)?;
     decode_body(rt, &mut object)?;
     unsupported_fields(rt, &object)?;
+    check_unknown(rt, &object, validation, warnings, |e| cannot_be_handled(rt, &e))?;
     let mut store = state.store.lock().unwrap();
     let old = match stored(&store, rt, namespace, name) {
         Ok(old) => old,
@@ -951,7 +1202,7 @@ fn update(
             if let Some(metadata) = object["metadata"].as_object_mut() {
                 metadata.remove("resourceVersion");
             }
-            return store_new(&mut store, rt, namespace, object).map(|o| (StatusCode::CREATED, o));
+            return store_new(&mut store, rt, namespace, object, None).map(|o| (StatusCode::CREATED, o));
         }
         Err(err) => return Err(err),
     };
@@ -990,11 +1241,71 @@ fn patch_object(
     body: &Bytes,
     params: &HashMap<String, String>,
     status_only: bool,
-) -> Result<Value, ApiError> {
+    validation: FieldValidation,
+    warnings: &mut Vec<String>,
+) -> Result<(StatusCode, Value), ApiError> {
     let patch = parse_body(body)?;
-    let mut store = state.store.lock().unwrap();
-    let old = stored(&store, rt, namespace, name)?;
     let media = content_type.split(';').next().unwrap_or("").trim();
+    let force = params.get("force").is_some_and(|f| f == "true");
+    if force && media != "application/apply-patch+yaml" {
+        let causes = [Cause::forbidden("force", "may not be specified for non-apply patch")];
+        let mut err =
+            ApiError::new(422, "Invalid", validation::invalid_message("PatchOptions.meta.k8s.io", "", &causes));
+        err.details = Some(details("", "meta.k8s.io", "PatchOptions", &causes));
+        return Err(err);
+    }
+    let apply_manager = || {
+        params.get("fieldManager").filter(|m| !m.is_empty()).ok_or_else(|| {
+            ApiError::bad_request(
+                "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch",
+            )
+        })
+    };
+    let mut store = state.store.lock().unwrap();
+    let main_apply = media == "application/apply-patch+yaml" && !status_only && rt.builtin.is_none();
+    if media == "application/apply-patch+yaml"
+        && let Some(schema) = &rt.schema
+    {
+        // structured-merge-diff refuses fields the schema lacks, whatever fieldValidation
+        // says, with an error that is not a Status: a 500 on kube-apiserver up to 1.36
+        // (kubernetes/kubernetes#139253).
+        let unknown = schema.unknown_fields(&patch);
+        if !unknown.is_empty() {
+            let errors: Vec<String> = unknown.iter().map(|p| format!(".{p}: field not declared in schema")).collect();
+            let text =
+                if let [one] = errors.as_slice() { one.clone() } else { format!("errors:\n  {}", errors.join("\n  ")) };
+            let key = if rt.namespaced { format!("{namespace}/{name}") } else { format!("/{name}") };
+            return Err(ApiError::new(
+                500,
+                "",
+                format!("failed to create typed patch object ({key}; {}, Kind={}): {text}", rt.api_version(), rt.kind),
+            ));
+        }
+    }
+    if main_apply {
+        check_type(rt, &patch)?;
+        let manager = apply_manager()?;
+        if let Some(body_name) = patch["metadata"]["name"].as_str().filter(|n| *n != name) {
+            return Err(ApiError::bad_request(format!(
+                "the name of the object ({body_name}) does not match the name on the URL ({name})"
+            )));
+        }
+        if stored(&store, rt, namespace, name).is_err() {
+            // Apply creates what does not exist yet.
+            let skeleton = json!({"apiVersion": rt.api_version(), "kind": rt.kind, "metadata": {"name": name}});
+            let mut created = patch::apply_main(&skeleton, &patch, manager, force, &now()).map_err(apply_conflict)?;
+            let managed = created["metadata"]["managedFields"].take();
+            decode_body(rt, &mut created)?;
+            return store_new(&mut store, rt, namespace, created, Some(managed)).map(|o| (StatusCode::CREATED, o));
+        }
+    }
+    if media == "application/apply-patch+yaml" && !status_only && !main_apply {
+        return Err(ApiError::not_implemented(format!(
+            "server-side apply of {} outside the status subresource",
+            rt.group_resource()
+        )));
+    }
+    let old = stored(&store, rt, namespace, name)?;
     let mut new = match media {
         "application/merge-patch+json" => {
             let mut new = old.clone();
@@ -1015,17 +1326,13 @@ fn patch_object(
             patch::json_patch(&old, &patch).map_err(|e| ApiError::new(422, "Invalid", e))?
         }
         "application/apply-patch+yaml" => {
-            if !status_only {
-                return Err(ApiError::not_implemented("server-side apply outside the status subresource"));
-            }
             check_type(rt, &patch)?;
-            let manager = params
-                .get("fieldManager")
-                .filter(|m| !m.is_empty())
-                .ok_or_else(|| ApiError::bad_request("PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"))?;
-            let force = params.get("force").is_some_and(|f| f == "true");
-            let mut new = patch::apply_status(&old, &patch, manager, force, &now())
-                .map_err(|e| ApiError::new(409, "Conflict", e))?;
+            let manager = apply_manager()?;
+            let mut new = if status_only {
+                patch::apply_status(&old, &patch, manager, force, &now()).map_err(apply_conflict)?
+            } else {
+                patch::apply_main(&old, &patch, manager, force, &now()).map_err(apply_conflict)?
+            };
             // A resourceVersion in the applied configuration is a precondition.
             if let Some(rv) = patch["metadata"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty()) {
                 new["metadata"]["resourceVersion"] = json!(rv);
@@ -1045,7 +1352,27 @@ fn patch_object(
     };
     decode_patched(rt, &mut new)?;
     unsupported_fields(rt, &new)?;
-    commit(&mut store, rt, namespace, name, &old, new, status_only)
+    if media != "application/apply-patch+yaml" {
+        let rendered = new.to_string();
+        check_unknown(rt, &new, validation, warnings, |e| {
+            let causes = [Cause::invalid("patch", Bad::Str(&rendered), &e)];
+            let mut err = ApiError::new(422, "Invalid", validation::invalid_message("", "", &causes));
+            err.details = Some(details("", "", "", &causes));
+            err
+        })?;
+    }
+    commit(&mut store, rt, namespace, name, &old, new, status_only).map(|o| (StatusCode::OK, o))
+}
+
+/// 409 for fields other managers own, as `internal.NewConflictError` builds it.
+fn apply_conflict(conflicts: Vec<patch::Conflict>) -> ApiError {
+    let mut err = ApiError::new(409, "Conflict", patch::conflict_message(&conflicts));
+    let causes: Vec<Value> = conflicts
+        .iter()
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", go_quote(&c.manager)), "field": c.path}))
+        .collect();
+    err.details = Some(json!({"causes": causes}));
+    err
 }
 
 fn delete(state: &State, rt: &ResourceType, namespace: &str, name: &str, options: &Value) -> Result<Value, ApiError> {

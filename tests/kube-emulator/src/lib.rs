@@ -12,12 +12,14 @@
 pub mod api;
 pub mod builtin;
 pub mod decode;
+pub mod discovery;
 pub mod faults;
 pub mod patch;
 pub mod resources;
 pub mod schema;
 pub mod selector;
 pub mod store;
+pub mod table;
 pub mod validation;
 
 use std::net::SocketAddr;

@@ -31,7 +31,13 @@ pub fn json_patch(target: &Value, patch: &Value) -> Result<Value, String> {
 /// Server-side apply of the `status` subresource, at the granularity of status's top-level
 /// fields: the manager owns the fields it applies; fields it owned before and leaves out are
 /// removed; a field another manager owns is a conflict unless `force`.
-pub fn apply_status(stored: &Value, applied: &Value, manager: &str, force: bool, now: &str) -> Result<Value, String> {
+pub fn apply_status(
+    stored: &Value,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    now: &str,
+) -> Result<Value, Vec<Conflict>> {
     let applied_status = applied.get("status").and_then(Value::as_object).cloned().unwrap_or_default();
     let mut object = stored.clone();
     let mut status = object.get("status").and_then(Value::as_object).cloned().unwrap_or_default();
@@ -51,10 +57,10 @@ pub fn apply_status(stored: &Value, applied: &Value, manager: &str, force: bool,
         for field in owned_by(entry) {
             if applied_status.get(&field).is_some_and(|v| status.get(&field) != Some(v)) {
                 if !force {
-                    conflicts.push(format!(
-                        "conflict with \"{}\": .status.{field}",
-                        entry["manager"].as_str().unwrap_or("")
-                    ));
+                    conflicts.push(Conflict {
+                        manager: entry["manager"].as_str().unwrap_or("").to_owned(),
+                        path: format!(".status.{field}"),
+                    });
                 } else if let Some(fields) = entry["fieldsV1"]["f:status"].as_object_mut() {
                     fields.remove(&format!("f:{field}"));
                 }
@@ -62,7 +68,7 @@ pub fn apply_status(stored: &Value, applied: &Value, manager: &str, force: bool,
         }
     }
     if !conflicts.is_empty() {
-        return Err(format!("Apply failed with {} conflict(s): {}", conflicts.len(), conflicts.join(", ")));
+        return Err(conflicts);
     }
     let owned_by_others: Vec<String> =
         managed.iter().filter(|e| e["manager"] != manager && is_status_entry(e)).flat_map(owned_by).collect();
@@ -91,6 +97,264 @@ pub fn apply_status(stored: &Value, applied: &Value, manager: &str, force: bool,
         object.as_object_mut().unwrap().remove("status");
     } else {
         object["status"] = Value::Object(status);
+    }
+    object["metadata"]["managedFields"] = Value::Array(managed);
+    Ok(object)
+}
+
+/// A field another manager owns with a different value, as structured-merge-diff reports it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Conflict {
+    pub manager: String,
+    /// `.spec.apiId`, `.metadata.labels.app`, `.metadata.finalizers[="x"]`.
+    pub path: String,
+}
+
+/// `internal.NewConflictError`'s message: one conflict inline, several grouped by manager.
+pub fn conflict_message(conflicts: &[Conflict]) -> String {
+    if let [one] = conflicts {
+        return format!(
+            "Apply failed with 1 conflict: conflict with {}: {}",
+            crate::validation::go_quote(&one.manager),
+            one.path
+        );
+    }
+    let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
+    managers.sort();
+    managers.dedup();
+    let mut lines = Vec::new();
+    for manager in managers {
+        lines.push(format!("conflicts with {}:", crate::validation::go_quote(manager)));
+        lines.extend(conflicts.iter().filter(|c| c.manager == manager).map(|c| format!("- {}", c.path)));
+    }
+    format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+}
+
+/// One owned field: keys from the root; a finalizer is `v:"name"` under `finalizers`.
+type FieldPath = Vec<String>;
+
+/// The fields an applied configuration sets, as server-side apply owns them on the main
+/// resource: every leaf of `spec` (and any other top-level field but `status`), each label,
+/// annotation and finalizer. Lists other than finalizers are atomic; an empty object is a leaf.
+fn applied_fields(applied: &Value) -> Vec<FieldPath> {
+    fn walk(value: &Value, path: &mut FieldPath, out: &mut Vec<FieldPath>) {
+        match value {
+            Value::Object(map) if !map.is_empty() => {
+                for (key, child) in map {
+                    path.push(key.clone());
+                    walk(child, path, out);
+                    path.pop();
+                }
+            }
+            _ => out.push(path.clone()),
+        }
+    }
+    let mut out = Vec::new();
+    for (key, value) in applied.as_object().into_iter().flatten() {
+        match key.as_str() {
+            "apiVersion" | "kind" | "status" => {}
+            "metadata" => {
+                for map in ["labels", "annotations"] {
+                    for k in value[map].as_object().into_iter().flatten().map(|(k, _)| k) {
+                        out.push(vec!["metadata".into(), map.into(), k.clone()]);
+                    }
+                }
+                for f in value["finalizers"].as_array().into_iter().flatten().filter_map(Value::as_str) {
+                    out.push(vec![
+                        "metadata".into(),
+                        "finalizers".into(),
+                        format!("v:{}", serde_json::to_string(f).unwrap()),
+                    ]);
+                }
+            }
+            _ => walk(value, &mut vec![key.clone()], &mut out),
+        }
+    }
+    out
+}
+
+/// `fieldsV1` of a set of paths.
+fn to_fields_v1(paths: &[FieldPath]) -> Value {
+    let mut root = Map::new();
+    for path in paths {
+        let mut node = &mut root;
+        for key in path {
+            let key = if key.starts_with("v:") { key.clone() } else { format!("f:{key}") };
+            node = node.entry(key).or_insert_with(|| json!({})).as_object_mut().unwrap();
+        }
+    }
+    Value::Object(root)
+}
+
+/// The paths a `fieldsV1` owns (its leaves).
+fn from_fields_v1(fields: &Value) -> Vec<FieldPath> {
+    fn walk(node: &Map<String, Value>, path: &mut FieldPath, out: &mut Vec<FieldPath>) {
+        if (node.is_empty() || node.contains_key(".")) && !path.is_empty() {
+            out.push(path.clone());
+        }
+        for (key, child) in node {
+            let key = if let Some(f) = key.strip_prefix("f:") {
+                f.to_owned()
+            } else if key.starts_with("v:") {
+                key.clone()
+            } else {
+                continue;
+            };
+            path.push(key);
+            walk(child.as_object().unwrap_or(&Map::new()), path, out);
+            path.pop();
+        }
+    }
+    let mut out = Vec::new();
+    if let Some(map) = fields.as_object() {
+        walk(map, &mut Vec::new(), &mut out);
+    }
+    out
+}
+
+/// How structured-merge-diff prints a path.
+fn path_string(path: &FieldPath) -> String {
+    path.iter()
+        .map(|k| match k.strip_prefix("v:") {
+            Some(v) => format!("[={v}]"),
+            None => format!(".{k}"),
+        })
+        .collect()
+}
+
+fn value_at<'a>(object: &'a Value, path: &FieldPath) -> Option<&'a Value> {
+    let mut current = object;
+    for key in path {
+        if let Some(v) = key.strip_prefix("v:") {
+            let wanted: Value = serde_json::from_str(v).ok()?;
+            return current.as_array()?.iter().find(|x| **x == wanted);
+        }
+        current = current.get(key.as_str())?;
+    }
+    Some(current)
+}
+
+fn remove_at(object: &mut Value, path: &FieldPath) {
+    let Some((last, parents)) = path.split_last() else { return };
+    let mut current = object;
+    for key in parents {
+        match current.get_mut(key.as_str()) {
+            Some(next) => current = next,
+            None => return,
+        }
+    }
+    if let Some(v) = last.strip_prefix("v:") {
+        if let (Some(items), Ok(wanted)) = (current.as_array_mut(), serde_json::from_str::<Value>(v)) {
+            items.retain(|x| *x != wanted);
+        }
+    } else if let Some(map) = current.as_object_mut() {
+        map.remove(last);
+    }
+}
+
+/// Objects merge key by key; lists and scalars are replaced; finalizers are a set.
+fn merge_applied(target: &mut Value, applied: &Value, path: &mut Vec<String>) {
+    match (target, applied) {
+        (Value::Object(t), Value::Object(a)) => {
+            for (key, value) in a {
+                path.push(key.clone());
+                if path == &["metadata", "finalizers"] {
+                    let mut items = t.get(key).and_then(Value::as_array).cloned().unwrap_or_default();
+                    for f in value.as_array().into_iter().flatten() {
+                        if !items.contains(f) {
+                            items.push(f.clone());
+                        }
+                    }
+                    t.insert(key.clone(), Value::Array(items));
+                } else {
+                    match t.get_mut(key) {
+                        Some(existing) if existing.is_object() && value.is_object() => {
+                            merge_applied(existing, value, path)
+                        }
+                        _ => {
+                            t.insert(key.clone(), value.clone());
+                        }
+                    }
+                }
+                path.pop();
+            }
+        }
+        (target, applied) => *target = applied.clone(),
+    }
+}
+
+/// Server-side apply of the main resource (not its status): `stored` is the current object
+/// (for a create, the new object's skeleton). The manager comes to own every field it
+/// applies; fields it owned before and no longer applies are removed unless another manager
+/// owns them too; a field another manager owns with a different value is a conflict unless
+/// `force`, which moves the field to this manager.
+pub fn apply_main(
+    stored: &Value,
+    applied: &Value,
+    manager: &str,
+    force: bool,
+    now: &str,
+) -> Result<Value, Vec<Conflict>> {
+    let mut object = stored.clone();
+    let mut managed: Vec<Value> = object["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+    let is_mine = |e: &Value| {
+        e["manager"] == manager && e["operation"] == "Apply" && e.get("subresource").is_none_or(|s| s == "")
+    };
+    let is_main = |e: &Value| e.get("subresource").is_none_or(|s| s == "");
+    let fields = applied_fields(applied);
+
+    let mut conflicts = Vec::new();
+    for entry in managed.iter_mut().filter(|e| is_main(e) && !is_mine(e)) {
+        let owned = from_fields_v1(&entry["fieldsV1"]);
+        let mut kept = owned.clone();
+        for path in &fields {
+            if owned.contains(path) && value_at(stored, path) != value_at(applied, path) {
+                if force {
+                    kept.retain(|p| p != path);
+                } else {
+                    conflicts.push(Conflict {
+                        manager: entry["manager"].as_str().unwrap_or("").to_owned(),
+                        path: path_string(path),
+                    });
+                }
+            }
+        }
+        if kept.len() != owned.len() {
+            entry["fieldsV1"] = to_fields_v1(&kept);
+        }
+    }
+    if !conflicts.is_empty() {
+        return Err(conflicts);
+    }
+    let others: Vec<FieldPath> =
+        managed.iter().filter(|e| is_main(e) && !is_mine(e)).flat_map(|e| from_fields_v1(&e["fieldsV1"])).collect();
+    let mine_before: Vec<FieldPath> =
+        managed.iter().filter(|e| is_mine(e)).flat_map(|e| from_fields_v1(&e["fieldsV1"])).collect();
+    for path in mine_before.iter().filter(|p| !fields.contains(p) && !others.contains(p)) {
+        remove_at(&mut object, path);
+    }
+    let mut config = applied.clone();
+    if let Some(map) = config.as_object_mut() {
+        map.remove("status");
+        map.remove("apiVersion");
+        map.remove("kind");
+        if let Some(meta) = map.get_mut("metadata").and_then(Value::as_object_mut) {
+            meta.retain(|k, _| matches!(k.as_str(), "labels" | "annotations" | "finalizers"));
+        }
+    }
+    merge_applied(&mut object, &config, &mut Vec::new());
+
+    managed.retain(|e| !is_mine(e));
+    managed.retain(|e| !is_main(e) || !from_fields_v1(&e["fieldsV1"]).is_empty());
+    if !fields.is_empty() {
+        managed.push(json!({
+            "manager": manager,
+            "operation": "Apply",
+            "apiVersion": applied["apiVersion"],
+            "time": now,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": to_fields_v1(&fields),
+        }));
     }
     object["metadata"]["managedFields"] = Value::Array(managed);
     Ok(object)
@@ -128,8 +392,56 @@ mod tests {
         let stored = json!({"metadata": {}});
         let theirs = apply_status(&stored, &json!({"status": {"a": 1}}), "them", false, "t").unwrap();
         let err = apply_status(&theirs, &json!({"status": {"a": 2}}), "us", false, "t").unwrap_err();
-        assert!(err.contains("conflict with \"them\": .status.a"), "{err}");
+        assert_eq!(conflict_message(&err), "Apply failed with 1 conflict: conflict with \"them\": .status.a");
         let forced = apply_status(&theirs, &json!({"status": {"a": 2}}), "us", true, "t").unwrap();
         assert_eq!(forced["status"]["a"], 2);
+    }
+
+    fn spec(body: Value) -> Value {
+        json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}, "spec": body})
+    }
+
+    #[test]
+    fn apply_of_the_main_resource_owns_leaves_and_removes_what_it_dropped() {
+        let stored = json!({"metadata": {"name": "a"}, "spec": {}});
+        let first = apply_main(&stored, &spec(json!({"a": 1, "m": {"x": "1", "y": "2"}})), "one", false, "t").unwrap();
+        assert_eq!(first["spec"], json!({"a": 1, "m": {"x": "1", "y": "2"}}));
+        assert_eq!(
+            first["metadata"]["managedFields"][0]["fieldsV1"],
+            json!({"f:spec": {"f:a": {}, "f:m": {"f:x": {}, "f:y": {}}}})
+        );
+        let second = apply_main(&first, &spec(json!({"a": 1, "m": {"x": "1"}})), "one", false, "t").unwrap();
+        assert_eq!(second["spec"], json!({"a": 1, "m": {"x": "1"}}));
+    }
+
+    #[test]
+    fn a_second_manager_conflicts_on_a_different_value_shares_an_equal_one_and_forces() {
+        let stored = json!({"metadata": {"name": "a"}, "spec": {}});
+        let first = apply_main(&stored, &spec(json!({"a": 1, "b": 2})), "one", false, "t").unwrap();
+        let shared = apply_main(&first, &spec(json!({"a": 1})), "two", false, "t").unwrap();
+        assert_eq!(shared["metadata"]["managedFields"].as_array().unwrap().len(), 2);
+        let err = apply_main(&shared, &spec(json!({"a": 5, "b": 6})), "two", false, "t").unwrap_err();
+        assert_eq!(
+            conflict_message(&err),
+            "Apply failed with 2 conflicts: conflicts with \"one\":\n- .spec.a\n- .spec.b"
+        );
+        let forced = apply_main(&shared, &spec(json!({"a": 5})), "two", true, "t").unwrap();
+        assert_eq!(forced["spec"], json!({"a": 5, "b": 2}));
+        let one =
+            forced["metadata"]["managedFields"].as_array().unwrap().iter().find(|e| e["manager"] == "one").unwrap();
+        assert_eq!(one["fieldsV1"], json!({"f:spec": {"f:b": {}}}), "forcing moves the field");
+    }
+
+    #[test]
+    fn finalizers_and_labels_are_owned_one_by_one() {
+        let stored = json!({"metadata": {"name": "a", "finalizers": ["x/keep"], "labels": {"other": "1"}}});
+        let applied = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a", "finalizers": ["x/mine"], "labels": {"app": "a"}}});
+        let first = apply_main(&stored, &applied, "one", false, "t").unwrap();
+        assert_eq!(first["metadata"]["finalizers"], json!(["x/keep", "x/mine"]));
+        assert_eq!(first["metadata"]["labels"], json!({"other": "1", "app": "a"}));
+        let dropped = json!({"apiVersion": "x/v1", "kind": "K", "metadata": {"name": "a"}});
+        let second = apply_main(&first, &dropped, "one", false, "t").unwrap();
+        assert_eq!(second["metadata"]["finalizers"], json!(["x/keep"]));
+        assert_eq!(second["metadata"]["labels"], json!({"other": "1"}));
     }
 }

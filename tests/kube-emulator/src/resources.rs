@@ -6,6 +6,7 @@ use serde_json::Value;
 
 use crate::builtin::Builtin;
 use crate::schema::Schema;
+use crate::table::{Column, JsonPath};
 
 #[derive(Clone)]
 pub struct ResourceType {
@@ -22,6 +23,24 @@ pub struct ResourceType {
     pub schema: Option<Arc<Schema>>,
     /// The built-in kinds' own rules; `None` for custom resources.
     pub builtin: Option<Builtin>,
+    /// For discovery: `spec.names.singular`, `shortNames`, `categories` of a CRD, or the
+    /// built-in kind's.
+    pub singular: String,
+    pub short_names: Vec<String>,
+    pub categories: Vec<String>,
+    /// A CRD version's `additionalPrinterColumns` (Table responses).
+    pub columns: Vec<Column>,
+    /// How stored objects are served through this resource.
+    pub view: View,
+}
+
+/// Core `v1` Events are the `events.k8s.io/v1` Events read through the core API, converted as
+/// kube-apiserver converts them (one storage, two APIs). The emulator serves that view
+/// read-only.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum View {
+    Stored,
+    CoreEvent,
 }
 
 impl ResourceType {
@@ -59,7 +78,26 @@ impl ResourceType {
         self.builtin.is_some_and(Builtin::allow_unconditional_update)
     }
 
-    fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool) -> Self {
+    /// The verbs discovery lists, as kube-apiserver lists them for the resource.
+    pub fn verbs(&self) -> &'static [&'static str] {
+        match (self.builtin, self.view) {
+            (Some(Builtin::Namespace), _) => &["create", "delete", "get", "list", "patch", "update", "watch"],
+            (None, _) => &["delete", "deletecollection", "get", "list", "patch", "create", "update", "watch"],
+            _ => &["create", "delete", "deletecollection", "get", "list", "patch", "update", "watch"],
+        }
+    }
+
+    /// Subresources discovery lists (the real server's; the emulator implements `status` of
+    /// custom resources only, the others answer 501).
+    pub fn subresources(&self) -> Vec<&'static str> {
+        match self.builtin {
+            Some(Builtin::Namespace) => vec!["finalize", "status"],
+            _ if self.status_subresource => vec!["status"],
+            _ => vec![],
+        }
+    }
+
+    fn builtin(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool, short_names: &[&str]) -> Self {
         Self {
             group: group.into(),
             version: version.into(),
@@ -70,6 +108,11 @@ impl ResourceType {
             generation: false,
             schema: None,
             builtin: Builtin::of(group, kind),
+            singular: kind.to_lowercase(),
+            short_names: short_names.iter().map(|s| s.to_string()).collect(),
+            categories: Vec::new(),
+            columns: Vec::new(),
+            view: View::Stored,
         }
     }
 }
@@ -82,9 +125,15 @@ impl Resources {
     pub fn builtin() -> Self {
         Self {
             types: vec![
-                ResourceType::builtin("", "v1", "namespaces", "Namespace", false),
-                ResourceType::builtin("events.k8s.io", "v1", "events", "Event", true),
-                ResourceType::builtin("coordination.k8s.io", "v1", "leases", "Lease", true),
+                ResourceType::builtin("", "v1", "namespaces", "Namespace", false, &["ns"]),
+                ResourceType::builtin("events.k8s.io", "v1", "events", "Event", true, &["ev"]),
+                ResourceType::builtin("coordination.k8s.io", "v1", "leases", "Lease", true, &[]),
+                // After events.k8s.io, so that `by_plural("events")` names the stored kind.
+                ResourceType {
+                    view: View::CoreEvent,
+                    builtin: Some(Builtin::Event),
+                    ..ResourceType::builtin("", "v1", "events", "Event", true, &["ev"])
+                },
             ],
         }
     }
@@ -101,11 +150,30 @@ impl Resources {
         let plural = text(&spec["names"]["plural"], "spec.names.plural")?;
         let kind = text(&spec["names"]["kind"], "spec.names.kind")?;
         let namespaced = spec["scope"] == "Namespaced";
+        let names = |v: &Value| -> Vec<String> {
+            v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
+        };
+        let singular = spec["names"]["singular"].as_str().map_or_else(|| kind.to_lowercase(), str::to_owned);
         for version in spec["versions"].as_array().ok_or("CRD has no versions")? {
             if version["served"] != true {
                 continue;
             }
             let openapi = version["schema"]["openAPIV3Schema"].clone();
+            let mut columns = Vec::new();
+            for column in version["additionalPrinterColumns"].as_array().into_iter().flatten() {
+                let json_path = text(&column["jsonPath"], "additionalPrinterColumns[].jsonPath")?;
+                columns.push(Column {
+                    name: text(&column["name"], "additionalPrinterColumns[].name")?,
+                    type_: text(&column["type"], "additionalPrinterColumns[].type")?,
+                    format: column["format"].as_str().unwrap_or("").to_owned(),
+                    description: column["description"].as_str().map_or_else(
+                        || format!("Custom resource definition column (in JSONPath format): {json_path}"),
+                        str::to_owned,
+                    ),
+                    priority: column["priority"].as_i64().unwrap_or(0),
+                    path: JsonPath::parse(&json_path)?,
+                });
+            }
             self.types.push(ResourceType {
                 group: group.clone(),
                 version: text(&version["name"], "version name")?,
@@ -116,9 +184,18 @@ impl Resources {
                 generation: true,
                 schema: Some(Arc::new(Schema::new(openapi, &kind)?)),
                 builtin: None,
+                singular: singular.clone(),
+                short_names: names(&spec["names"]["shortNames"]),
+                categories: names(&spec["names"]["categories"]),
+                columns,
+                view: View::Stored,
             });
         }
         Ok(())
+    }
+
+    pub fn all(&self) -> &[ResourceType] {
+        &self.types
     }
 
     pub fn by_plural(&self, plural: &str) -> Option<&ResourceType> {

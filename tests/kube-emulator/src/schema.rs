@@ -29,18 +29,36 @@ impl Schema {
         Ok(Self { openapi, validator })
     }
 
-    /// Drops fields the schema does not declare, as the API server does for structural schemas.
-    pub fn prune(&self, object: &mut Value) {
+    /// The CRD version's `openAPIV3Schema`, as written.
+    pub fn openapi(&self) -> &Value {
+        &self.openapi
+    }
+
+    /// Drops fields the schema does not declare, as the API server does for structural schemas;
+    /// returns their paths as the pruning reports them (`spec.colour`, `status.conditions[0].x`).
+    pub fn prune(&self, object: &mut Value) -> Vec<String> {
+        let mut pruned = Vec::new();
         let Some(map) = object.as_object_mut() else {
-            return;
+            return pruned;
         };
         let props = self.openapi["properties"].as_object().cloned().unwrap_or_default();
+        for key in map.keys() {
+            if !matches!(key.as_str(), "apiVersion" | "kind" | "metadata") && !props.contains_key(key) {
+                pruned.push(key.clone());
+            }
+        }
         map.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || props.contains_key(k));
         for (key, schema) in &props {
             if let Some(value) = map.get_mut(key) {
-                prune(value, schema);
+                prune(value, schema, key, &mut pruned);
             }
         }
+        pruned
+    }
+
+    /// The fields `prune` would drop from `object`.
+    pub fn unknown_fields(&self, object: &Value) -> Vec<String> {
+        self.prune(&mut object.clone())
     }
 
     /// Schema then CEL validation; `old` is the stored object on updates (transition rules).
@@ -171,28 +189,30 @@ fn nullable_to_json_schema(schema: &mut Value) {
     }
 }
 
-fn prune(value: &mut Value, schema: &Value) {
+fn prune(value: &mut Value, schema: &Value, path: &str, pruned: &mut Vec<String>) {
     if schema["x-kubernetes-preserve-unknown-fields"] == true {
         return;
     }
     match value {
         Value::Object(map) => {
             if let Some(props) = schema["properties"].as_object() {
+                pruned.extend(map.keys().filter(|k| !props.contains_key(*k)).map(|k| format!("{path}.{k}")));
                 map.retain(|k, _| props.contains_key(k));
                 for (k, v) in map.iter_mut() {
-                    prune(v, &props[k]);
+                    prune(v, &props[k], &format!("{path}.{k}"), pruned);
                 }
             } else if schema["additionalProperties"].is_object() {
-                for v in map.values_mut() {
-                    prune(v, &schema["additionalProperties"]);
+                for (k, v) in map.iter_mut() {
+                    prune(v, &schema["additionalProperties"], &format!("{path}.{k}"), pruned);
                 }
             } else if schema.get("type") == Some(&json!("object")) && schema.get("additionalProperties").is_none() {
+                pruned.extend(map.keys().map(|k| format!("{path}.{k}")));
                 *map = Map::new();
             }
         }
         Value::Array(items) => {
-            for item in items {
-                prune(item, &schema["items"]);
+            for (i, item) in items.iter_mut().enumerate() {
+                prune(item, &schema["items"], &format!("{path}[{i}]"), pruned);
             }
         }
         _ => {}

@@ -871,7 +871,6 @@ async fn built_in_resources_it_does_not_serve_are_501_and_unknown_groups_404() {
     let stack = start().await;
     for path in [
         "/api/v1/namespaces/default/configmaps",
-        "/api/v1/namespaces/default/events",
         "/api/v1/namespaces/default/status",
         "/apis/apps/v1/namespaces/default/deployments",
         "/apis/coordination.k8s.io/v1/namespaces/default/leasecandidates",
@@ -884,4 +883,10 @@ async fn built_in_resources_it_does_not_serve_are_501_and_unknown_groups_404() {
     assert_eq!(code, 404);
     let (code, _) = stack.raw("GET", "/apis/events.k8s.io/v1/namespaces/default/events", None).await;
     assert_eq!(code, 200);
+    // Core v1 Events are served read-only (converted from events.k8s.io/v1); writes are 501.
+    let (code, _) = stack.raw("GET", "/api/v1/namespaces/default/events", None).await;
+    assert_eq!(code, 200);
+    let event = json!({"apiVersion": "v1", "kind": "Event", "metadata": {"name": "e"}});
+    let (code, body) = stack.raw("POST", "/api/v1/namespaces/default/events", Some(event)).await;
+    assert_eq!(code, 501, "{body}");
 }
