@@ -292,6 +292,55 @@ async fn exported_into_the_stack(stack: &Stack, args: &[&str]) -> Vec<Integratio
     objects
 }
 
+/// The real kubectl reads the YAML (go-yaml, YAML 1.1 rules) and applies it: what reaches the API
+/// server is exactly what was exported.
+#[tokio::test]
+async fn kubectl_applies_the_export_exactly() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let stack = Stack::start().await;
+    let client = stack.moto.client().await;
+    for (n, key) in KEYS.iter().enumerate() {
+        client
+            .create_integration_response()
+            .api_id(&stack.api_id)
+            .integration_id(&stack.integration_id)
+            .integration_response_key(*key)
+            .template_selection_expression("$integration.response.statuscode")
+            .response_templates("application/json", template(n))
+            .response_templates("text/plain", "on\n---\n  no: 0x1F\t\n")
+            .response_parameters("method.response.header.X-N", format!("'{n}'"))
+            .send()
+            .await
+            .unwrap();
+    }
+    let output = run_export(&stack.moto, &["--api-id", &stack.api_id, "--namespace", "default", "--observe"], &[]);
+    let exported = parse(&output);
+    let file = stack.kubeconfig().with_file_name("exported.yaml");
+    std::fs::write(&file, &output.stdout).unwrap();
+    let kubectl = std::env::var("KUBECTL").unwrap_or_else(|_| "kubectl".into());
+    let kubeconfig = stack.kubeconfig();
+    let file_arg = file.clone();
+    let applied = tokio::task::spawn_blocking(move || {
+        Command::new(&kubectl)
+            .arg("--kubeconfig")
+            .arg(&kubeconfig)
+            .args(["apply", "-f"])
+            .arg(&file_arg)
+            .output()
+            .unwrap_or_else(|err| panic!("cannot run {kubectl} ({err}); scripts/install-test-tools.sh installs it"))
+    })
+    .await
+    .unwrap();
+    assert!(applied.status.success(), "kubectl apply failed: {}", String::from_utf8_lossy(&applied.stderr));
+    let stdout = String::from_utf8_lossy(&applied.stdout);
+    assert_eq!(stdout.matches("created").count(), KEYS.len(), "{stdout}");
+    for object in &exported {
+        let stored = stack.api().get(object.metadata.name.as_deref().unwrap()).await.unwrap();
+        assert_eq!(stored.spec, object.spec);
+        assert_eq!(stored.metadata.annotations.unwrap()["apigatewayv2.aws.operator.rs/adopt"], "true");
+    }
+}
+
 #[tokio::test]
 async fn exported_objects_become_ready_without_a_single_aws_write() {
     let _serial = ONE_AT_A_TIME.lock().await;

@@ -40,6 +40,11 @@ impl Stack {
         Self { emulator, moto, api_id, integration_id, client, dir }
     }
 
+    /// The kubeconfig that points kubectl (or any client) at the emulator.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.dir.join("kubeconfig")
+    }
+
     pub fn api(&self) -> Api<IntegrationResponse> {
         Api::namespaced(self.client.clone(), "default")
     }
