@@ -332,6 +332,18 @@ pub fn apply_main(
         managed.iter().filter(|e| is_mine(e)).flat_map(|e| from_fields_v1(&e["fieldsV1"])).collect();
     for path in mine_before.iter().filter(|p| !fields.contains(p) && !others.contains(p)) {
         remove_at(&mut object, path);
+        // A map or struct left empty by the removal goes too (its owner applied it, as
+        // structured-merge-diff's "." entry records), unless someone still sets something in it.
+        for depth in (2..path.len()).rev() {
+            let parent = &path[..depth];
+            let still_used = fields.iter().chain(&others).any(|p| p.starts_with(parent));
+            if still_used
+                || !value_at(&object, &parent.to_vec()).is_some_and(|v| v.as_object().is_some_and(Map::is_empty))
+            {
+                break;
+            }
+            remove_at(&mut object, &parent.to_vec());
+        }
     }
     let mut config = applied.clone();
     if let Some(map) = config.as_object_mut() {
