@@ -150,6 +150,15 @@ impl Resources {
         let plural = text(&spec["names"]["plural"], "spec.names.plural")?;
         let kind = text(&spec["names"]["kind"], "spec.names.kind")?;
         let namespaced = spec["scope"] == "Namespaced";
+        // Objects are stored by plural: two groups with one plural would share their objects,
+        // which kube-apiserver never does. Refused rather than served wrongly.
+        if let Some(other) = self.types.iter().find(|t| t.plural == plural && t.group != group) {
+            return Err(format!(
+                "kube-emulator stores objects by plural, so it cannot serve {plural}.{group} beside {plural}.{}; \
+                 install one of them per emulator",
+                other.group
+            ));
+        }
         let names = |v: &Value| -> Vec<String> {
             v.as_array().into_iter().flatten().filter_map(Value::as_str).map(str::to_owned).collect()
         };

@@ -48,7 +48,10 @@ impl Schema {
             }
         }
         map.retain(|k, _| matches!(k.as_str(), "apiVersion" | "kind" | "metadata") || props.contains_key(k));
-        for (key, schema) in &props {
+        // metadata follows ObjectMeta's own rules, whatever the CRD's schema says of it
+        // (published CRDs, ACK's and Crossplane's among them, declare it as a bare object).
+        for (key, schema) in props.iter().filter(|(key, _)| !matches!(key.as_str(), "apiVersion" | "kind" | "metadata"))
+        {
             if let Some(value) = map.get_mut(key) {
                 prune(value, schema, key, &mut pruned);
             }

@@ -320,3 +320,43 @@ async fn objects_need_an_existing_namespace_and_unknown_parameters_are_refused()
     );
     assert_eq!(code, 501);
 }
+
+/// Published CRDs (ACK's, Crossplane's) declare `metadata` as a bare object in their schema;
+/// kube-apiserver still keeps every ObjectMeta field, and a merge patch of status needs no name.
+#[tokio::test]
+async fn a_crd_schema_that_declares_metadata_as_an_object_keeps_it_whole() {
+    let crd = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures/ack-integrations.yaml");
+    let emulator = Emulator::start(&[crd.as_path()]).await.unwrap();
+    let client = Client::try_from(Config::new(emulator.url().parse().unwrap())).unwrap();
+    let gvk = GroupVersionKind::gvk("apigatewayv2.services.k8s.aws", "v1alpha1", "Integration");
+    let api: Api<DynamicObject> =
+        Api::namespaced_with(client, "default", &ApiResource::from_gvk_with_plural(&gvk, "integrations"));
+    let integration: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "apigatewayv2.services.k8s.aws/v1alpha1", "kind": "Integration",
+        "metadata": {"name": "chat", "labels": {"team": "a"}, "annotations": {"services.k8s.aws/region": "us-east-1"}},
+        "spec": {"apiID": "api1", "integrationType": "MOCK"},
+    }))
+    .unwrap();
+    let created = api.create(&PostParams::default(), &integration).await.unwrap();
+    assert_eq!(created.metadata.name.as_deref(), Some("chat"));
+    assert_eq!(created.metadata.annotations.unwrap()["services.k8s.aws/region"], "us-east-1");
+    assert_eq!(created.metadata.labels.unwrap()["team"], "a");
+    let status = json!({"status": {"integrationID": "int1"}});
+    let patched = api.patch_status("chat", &PatchParams::default(), &Patch::Merge(&status)).await.unwrap();
+    assert_eq!(patched.data["status"]["integrationID"], "int1");
+    assert_eq!(patched.metadata.name.as_deref(), Some("chat"));
+}
+
+/// Two groups with the same plural would share objects here: refused at start, not served wrongly.
+#[tokio::test]
+async fn two_crds_with_one_plural_in_different_groups_are_refused() {
+    let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("../fixtures");
+    let (ack, crossplane) = (fixtures.join("ack-integrations.yaml"), fixtures.join("crossplane-integrations.yaml"));
+    let err = Emulator::start(&[ack.as_path(), crossplane.as_path()]).await.err().expect("refused");
+    assert!(
+        err.contains(
+            "cannot serve integrations.apigatewayv2.aws.m.upbound.io beside integrations.apigatewayv2.services.k8s.aws"
+        ),
+        "{err}"
+    );
+}
