@@ -76,6 +76,18 @@ pub struct Args {
     #[arg(long, env = "SHUTDOWN_TIMEOUT", default_value = "30s", value_parser = shutdown_timeout)]
     pub shutdown_timeout: Duration,
 
+    /// Let spec.integrationRef name cluster-scoped objects (Crossplane's
+    /// apigatewayv2.aws.upbound.io Integration). Off by default: any namespace could then attach
+    /// responses to another team's integration.
+    #[arg(long, env = "ALLOW_CLUSTER_SCOPED_REFS", default_value_t = false, action = clap::ArgAction::Set)]
+    pub allow_cluster_scoped_refs: bool,
+
+    /// Which providers' Integration objects spec.integrationRef may name and the operator
+    /// watches (comma-separated: ack, crossplane; or none). The chart sets it from
+    /// references.ack.enabled and references.crossplane.enabled, with matching RBAC.
+    #[arg(long, env = "REFERENCES", value_delimiter = ',', default_value = "ack,crossplane")]
+    pub references: Vec<ReferenceProvider>,
+
     /// Log format; the level comes from RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,
@@ -86,6 +98,30 @@ pub enum Command {
     /// Print the integration responses of an API (or one integration) as IntegrationResponse
     /// objects (YAML), with the adopt annotation and deletionPolicy Retain, ready to apply.
     Export(crate::export::ExportArgs),
+}
+
+#[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReferenceProvider {
+    Ack,
+    Crossplane,
+    /// Neither: spec.integrationRef is then refused with a Stalled condition.
+    None,
+}
+
+impl Args {
+    /// The Integration kinds of the enabled providers.
+    pub fn reference_kinds(&self) -> Vec<crate::references::RefKind> {
+        crate::references::RefKind::ALL
+            .into_iter()
+            .filter(|kind| {
+                self.references.contains(&if kind.is_ack() {
+                    ReferenceProvider::Ack
+                } else {
+                    ReferenceProvider::Crossplane
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -334,6 +370,20 @@ mod tests {
                 "{message}"
             );
         }
+    }
+
+    #[test]
+    fn reference_kinds_follow_the_enabled_providers() {
+        use crate::references::RefKind;
+        assert_eq!(accepted(&[]).reference_kinds(), RefKind::ALL);
+        assert_eq!(accepted(&["--references=ack"]).reference_kinds(), [RefKind::Ack]);
+        assert_eq!(
+            accepted(&["--references", "crossplane"]).reference_kinds(),
+            [RefKind::Crossplane, RefKind::CrossplaneNamespaced]
+        );
+        assert_eq!(accepted(&["--references=none"]).reference_kinds(), []);
+        assert!(!accepted(&[]).allow_cluster_scoped_refs);
+        assert!(accepted(&["--allow-cluster-scoped-refs=true"]).allow_cluster_scoped_refs);
     }
 
     #[test]

@@ -40,6 +40,9 @@ const MAX_TEMPLATE_BYTES: u32 = 32 * 1024;
 // the field itself would then forbid both changing and removing it: a state with no way out. So
 // whether region is set is fixed at creation.
 #[x_kube(validation = Rule::new("has(oldSelf.region) == has(self.region)").message("region can only be set when the object is created: it cannot be added or removed later (the region in use is in status.region)").field_path(".region"))]
+// Where the response lives is named one way: ids, or a reference to another controller's object.
+#[x_kube(validation = Rule::new("has(self.integrationRef) ? !has(self.apiId) && !has(self.integrationId) : has(self.apiId) && has(self.integrationId)").message("set either apiId and integrationId, or integrationRef, but not both"))]
+#[x_kube(validation = Rule::new("has(oldSelf.integrationRef) == has(self.integrationRef)").message("integrationRef can only be set when the object is created: switching between ids and a reference is not allowed (create a new IntegrationResponse)").field_path(".integrationRef"))]
 #[serde(rename_all = "camelCase")]
 pub struct IntegrationResponseSpec {
     /// AWS region of the API, e.g. us-east-1. Defaults to the operator's default region
@@ -51,15 +54,26 @@ pub struct IntegrationResponseSpec {
     #[x_kube(validation = Rule::new("self.matches('^[a-z]{2}(-[a-z]+)+-[0-9]+$')").message("region must be an AWS region name such as us-east-1"))]
     pub region: Option<String>,
 
-    /// Id of the WebSocket API that holds the integration. Immutable.
+    /// Id of the WebSocket API that holds the integration. Immutable. Set it with
+    /// integrationId, or use integrationRef instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("apiId is immutable; create a new IntegrationResponse to move it to another API"))]
-    pub api_id: String,
+    pub api_id: Option<String>,
 
-    /// Id of the non-proxy integration the response belongs to. Immutable.
+    /// Id of the non-proxy integration the response belongs to. Immutable. Set it with apiId,
+    /// or use integrationRef instead.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 64))]
     #[x_kube(validation = Rule::new("self == oldSelf").message("integrationId is immutable; create a new IntegrationResponse to move it to another integration"))]
-    pub integration_id: String,
+    pub integration_id: Option<String>,
+
+    /// The integration as an object of another controller (ACK or Crossplane), instead of
+    /// apiId and integrationId: its ids and region are read from that object once it is ready.
+    /// Immutable.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self == oldSelf").message("integrationRef is immutable; create a new IntegrationResponse to use another integration"))]
+    pub integration_ref: Option<IntegrationRef>,
 
     /// Which integration responses this applies to: `$default`, or a regular expression wrapped
     /// in slashes that is matched against the backend's status code, e.g. `/4\d\d/`.
@@ -104,6 +118,23 @@ pub struct IntegrationResponseSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(schema_with = "management_policy_schema")]
     pub management_policy: Option<ManagementPolicy>,
+}
+
+/// An `Integration` of ACK (`apigatewayv2.services.k8s.aws/v1alpha1`) or Crossplane
+/// (`apigatewayv2.aws.upbound.io/v1beta1`, cluster-scoped; `apigatewayv2.aws.m.upbound.io/v1beta1`,
+/// namespaced). A namespaced one is looked up in this object's namespace only.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Hash, KubeSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IntegrationRef {
+    /// apiVersion of the referenced object.
+    #[x_kube(validation = Rule::new("self in ['apigatewayv2.services.k8s.aws/v1alpha1', 'apigatewayv2.aws.upbound.io/v1beta1', 'apigatewayv2.aws.m.upbound.io/v1beta1']").message("integrationRef.apiVersion must be apigatewayv2.services.k8s.aws/v1alpha1 (ACK), apigatewayv2.aws.upbound.io/v1beta1 or apigatewayv2.aws.m.upbound.io/v1beta1 (Crossplane)"))]
+    pub api_version: String,
+    /// Kind of the referenced object: Integration.
+    #[x_kube(validation = Rule::new("self == 'Integration'").message("integrationRef.kind must be Integration"))]
+    pub kind: String,
+    /// Name of the referenced object.
+    #[schemars(length(min = 1, max = 253))]
+    pub name: String,
 }
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, Hash, JsonSchema)]

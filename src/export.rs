@@ -169,8 +169,9 @@ pub fn objects(found: &[Found], options: &Options) -> Vec<IntegrationResponse> {
             let fields = &item.response.fields;
             let spec = IntegrationResponseSpec {
                 region: Some(options.region.clone()),
-                api_id: options.api_id.clone(),
-                integration_id: item.integration_id.clone(),
+                api_id: Some(options.api_id.clone()),
+                integration_id: Some(item.integration_id.clone()),
+                integration_ref: None,
                 integration_response_key: fields.key.clone(),
                 content_handling_strategy: fields.content_handling,
                 template_selection_expression: fields.template_selection_expression.clone(),
@@ -382,7 +383,7 @@ mod tests {
         assert_eq!(first.spec.deletion_policy, Some(DeletionPolicy::Retain));
         assert_eq!(first.spec.management_policy, None);
         assert_eq!(first.spec.region.as_deref(), Some("eu-west-1"));
-        assert_eq!(made[1].spec.integration_id, "i2");
+        assert_eq!(made[1].spec.integration_id.as_deref(), Some("i2"));
 
         let observe = Options { observe: true, deletion_policy: DeletionPolicy::Delete, ..options };
         let made = objects(&[found("i1", "$default")], &observe);

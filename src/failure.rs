@@ -12,6 +12,9 @@ pub enum Failure {
     DependencyNotFound { message: String },
     /// Throttling, AWS server errors, timeouts: retry with backoff.
     Transient { reason: &'static str, message: String },
+    /// spec.integrationRef names an object that does not exist or is not usable yet. Nothing
+    /// is wrong: the watch on the referenced kind wakes the object when that changes.
+    ReferenceNotReady { message: String },
 }
 
 impl Failure {
@@ -78,14 +81,16 @@ impl Failure {
         match self {
             Self::Stalled { reason, .. } | Self::Transient { reason, .. } => reason,
             Self::DependencyNotFound { .. } => "DependencyNotFound",
+            Self::ReferenceNotReady { .. } => "ReferenceNotReady",
         }
     }
 
     pub fn message(&self) -> &str {
         match self {
-            Self::Stalled { message, .. } | Self::Transient { message, .. } | Self::DependencyNotFound { message } => {
-                message
-            }
+            Self::Stalled { message, .. }
+            | Self::Transient { message, .. }
+            | Self::DependencyNotFound { message }
+            | Self::ReferenceNotReady { message } => message,
         }
     }
 

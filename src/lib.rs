@@ -5,7 +5,8 @@
 //! observed response, changes); `plan`, `conditions`, `failure`, `backoff` and `differences`
 //! are pure decision code; `aws` and `pacing` talk to AWS; `controller` ties them into a
 //! reconcile loop; `cli`, `telemetry`, `admin`, `metrics` and `runtime` run the process, and
-//! `export` is the subcommand that turns existing responses into objects; `snapshots` keeps
+//! `export` is the subcommand that turns existing responses into objects; `references` reads
+//! ids and region from the ACK or Crossplane Integration that spec.integrationRef names; `snapshots` keeps
 //! resyncs to one AWS read per integration; `recovery` wakes objects when AWS answers again
 //! after an outage.
 
@@ -25,6 +26,7 @@ pub mod metrics;
 pub mod pacing;
 pub mod plan;
 pub mod recovery;
+pub mod references;
 pub mod runtime;
 pub mod shutdown;
 pub mod snapshots;
@@ -62,7 +64,8 @@ impl Error {
     pub fn category(&self) -> &'static str {
         match self.failure() {
             Some(Failure::Stalled { .. }) => "stalled",
-            Some(Failure::DependencyNotFound { .. }) => "dependency_not_found",
+            // A reference not ready yet is a dependency that does not exist yet.
+            Some(Failure::DependencyNotFound { .. } | Failure::ReferenceNotReady { .. }) => "dependency_not_found",
             Some(Failure::Transient { .. }) => "transient",
             None => "kube_error",
         }

@@ -4,27 +4,42 @@
 use crate::crd::{IntegrationResponseSpec, IntegrationResponseStatus};
 use crate::domain::{Changes, Desired, Observed, Target};
 use crate::failure::Failure;
+use crate::references::Referenced;
 
 impl Target {
-    /// Region: the spec's, else the one recorded in status when the response was made (so a
-    /// change of the operator's default region never moves an existing response), else the
-    /// operator's default. Once something may exist in AWS, the spec may not point elsewhere.
+    /// Region: the spec's, else the referenced object's, else the one recorded in status when
+    /// the response was made (so a change of the operator's default region never moves an
+    /// existing response), else the operator's default. Ids: the spec's, or what
+    /// spec.integrationRef resolved to (`referenced`). Once something may exist in AWS, neither
+    /// may point elsewhere.
     pub fn resolve(
         spec: &IntegrationResponseSpec,
         status: &IntegrationResponseStatus,
         default_region: Option<&str>,
+        referenced: Option<&Referenced>,
     ) -> Result<Self, Failure> {
-        let region = spec.region.as_deref().or(status.region.as_deref()).or(default_region).ok_or_else(|| {
-            Failure::stalled(
-                "RegionMissing",
-                "No AWS region: set spec.region, or start the operator with --default-region (AWS_REGION).",
-            )
-        })?;
-        let target = Self {
-            region: region.to_owned(),
-            api_id: spec.api_id.clone(),
-            integration_id: spec.integration_id.clone(),
+        let region = spec
+            .region
+            .as_deref()
+            .or(referenced.and_then(|r| r.region.as_deref()))
+            .or(status.region.as_deref())
+            .or(default_region)
+            .ok_or_else(|| {
+                Failure::stalled(
+                    "RegionMissing",
+                    "No AWS region: set spec.region, or start the operator with --default-region (AWS_REGION).",
+                )
+            })?;
+        let ids = match (referenced, &spec.api_id, &spec.integration_id) {
+            (Some(r), _, _) => Some((r.api_id.clone(), r.integration_id.clone())),
+            (None, Some(api), Some(integration)) => Some((api.clone(), integration.clone())),
+            _ => None,
         };
+        let Some((api_id, integration_id)) = ids else {
+            // The CRD's rules refuse this; an object stored before them could still hold it.
+            return Err(Failure::stalled("InvalidSpec", "Set either apiId and integrationId, or integrationRef."));
+        };
+        let target = Self { region: region.to_owned(), api_id, integration_id };
         if status.integration_response_id.is_some() || status.claimed_key().is_some() {
             let recorded = [
                 ("region", status.region.as_deref(), &target.region),
@@ -33,12 +48,17 @@ impl Target {
             ];
             for (field, was, now) in recorded {
                 if let Some(was) = was.filter(|was| *was != now.as_str()) {
+                    let source = if referenced.is_some() && !(field == "region" && spec.region.is_some()) {
+                        format!("spec.integrationRef now resolves to {field} {now}")
+                    } else {
+                        format!("spec.{field} is {now}")
+                    };
                     return Err(Failure::stalled(
                         "ImmutableFieldChanged",
                         format!(
-                            "spec.{field} is {now}, but the integration response was created with {field} {was} \
-                             and cannot move. Delete this object (set deletionPolicy: Retain first to keep the \
-                             response in AWS) and create a new IntegrationResponse for {now}."
+                            "{source}, but the integration response was created with {field} {was} and cannot \
+                             move. Delete this object (set deletionPolicy: Retain first to keep the response in \
+                             AWS) and create a new IntegrationResponse for {now}."
                         ),
                     ));
                 }
@@ -186,18 +206,43 @@ mod tests {
     fn region_comes_from_spec_then_status_then_default() {
         let mut spec = spec();
         let mut status = IntegrationResponseStatus::default();
-        assert_eq!(Target::resolve(&spec, &status, Some("eu-west-1")).unwrap().region, "eu-west-1");
+        assert_eq!(Target::resolve(&spec, &status, Some("eu-west-1"), None).unwrap().region, "eu-west-1");
         status.region = Some("us-east-2".into());
-        assert_eq!(Target::resolve(&spec, &status, Some("eu-west-1")).unwrap().region, "us-east-2");
+        assert_eq!(Target::resolve(&spec, &status, Some("eu-west-1"), None).unwrap().region, "us-east-2");
         spec.region = Some("us-east-2".into());
-        assert_eq!(Target::resolve(&spec, &status, None).unwrap().region, "us-east-2");
+        assert_eq!(Target::resolve(&spec, &status, None, None).unwrap().region, "us-east-2");
     }
 
     #[test]
     fn no_region_anywhere_stalls() {
-        let failure = Target::resolve(&spec(), &IntegrationResponseStatus::default(), None).unwrap_err();
+        let failure = Target::resolve(&spec(), &IntegrationResponseStatus::default(), None, None).unwrap_err();
         assert!(failure.is_stalled());
         assert_eq!(failure.reason(), "RegionMissing");
+    }
+
+    #[test]
+    fn a_reference_gives_ids_and_region_and_may_not_move_an_existing_response() {
+        let mut spec = spec();
+        spec.api_id = None;
+        spec.integration_id = None;
+        let referenced =
+            Referenced { api_id: "apiR".into(), integration_id: "intR".into(), region: Some("eu-west-1".into()) };
+        let mut status = IntegrationResponseStatus::default();
+        let target = Target::resolve(&spec, &status, Some("us-east-1"), Some(&referenced)).unwrap();
+        assert_eq!(target, Target { region: "eu-west-1".into(), api_id: "apiR".into(), integration_id: "intR".into() });
+        status.integration_response_id = Some("irid".into());
+        status.region = Some("eu-west-1".into());
+        status.api_id = Some("apiR".into());
+        status.integration_id = Some("intR".into());
+        let moved = Referenced { integration_id: "intOther".into(), ..referenced.clone() };
+        let failure = Target::resolve(&spec, &status, None, Some(&moved)).unwrap_err();
+        assert_eq!(failure.reason(), "ImmutableFieldChanged");
+        assert!(
+            failure.message().starts_with("spec.integrationRef now resolves to integrationId intOther, but the integration response was created with integrationId intR"),
+            "{}",
+            failure.message()
+        );
+        assert_eq!(Target::resolve(&spec, &status, None, None).unwrap_err().reason(), "InvalidSpec");
     }
 
     #[test]
@@ -209,7 +254,7 @@ mod tests {
             integration_id: Some("int1".into()),
             ..Default::default()
         };
-        let failure = Target::resolve(&spec(), &status, None).unwrap_err();
+        let failure = Target::resolve(&spec(), &status, None, None).unwrap_err();
         assert_eq!(failure.reason(), "ImmutableFieldChanged");
         assert!(
             failure.message().contains("spec.apiId is api1, but the integration response was created with apiId api0"),

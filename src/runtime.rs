@@ -37,6 +37,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         identity: identity.clone(),
         // Twice the lease: a writer that lost its lease has stopped by then.
         claim_timeout: args.lease_duration * 2,
+        allow_cluster_scoped_refs: args.allow_cluster_scoped_refs,
+        reference_kinds: args.reference_kinds(),
     };
     let ctx = Arc::new(Context::new(client.clone(), aws, events, settings, metrics.clone()));
 

@@ -72,7 +72,8 @@ fn every_field_is_described_for_kubectl_explain() {
 #[test]
 fn schema_requires_ids_and_key_and_has_clean_enums_without_defaults() {
     let spec = spec_schema();
-    assert_eq!(spec["required"], json!(["apiId", "integrationId", "integrationResponseKey"]));
+    // apiId and integrationId, or integrationRef: required by a rule, not by the schema.
+    assert_eq!(spec["required"], json!(["integrationResponseKey"]));
     let props = &spec["properties"];
     assert_eq!(props["contentHandlingStrategy"]["enum"], json!(["CONVERT_TO_BINARY", "CONVERT_TO_TEXT"]));
     assert_eq!(props["deletionPolicy"]["enum"], json!(["Delete", "Retain"]));
@@ -149,4 +150,84 @@ fn region_must_look_like_an_aws_region() {
     spec["region"] = json!("Mars");
     let errors = cel(&object(spec), None).expect_err("bad region");
     assert!(errors[0].contains("region must be an AWS region name such as us-east-1"), "{errors:?}");
+}
+
+fn ack_ref() -> Value {
+    json!({"apiVersion": "apigatewayv2.services.k8s.aws/v1alpha1", "kind": "Integration", "name": "chat"})
+}
+
+fn ref_spec() -> Value {
+    json!({"integrationRef": ack_ref(), "integrationResponseKey": "$default"})
+}
+
+#[test]
+fn ids_or_a_reference_exactly_one_of_the_two() {
+    assert_eq!(cel(&object(ref_spec()), None), Ok(()));
+    let mut both = ref_spec();
+    both["apiId"] = json!("a1");
+    both["integrationId"] = json!("i1");
+    let mut neither = valid_spec();
+    neither.as_object_mut().unwrap().remove("apiId");
+    neither.as_object_mut().unwrap().remove("integrationId");
+    let mut half = valid_spec();
+    half.as_object_mut().unwrap().remove("integrationId");
+    for spec in [both, neither, half] {
+        let errors = cel(&object(spec.clone()), None).expect_err("refused");
+        assert_eq!(errors, ["spec: set either apiId and integrationId, or integrationRef, but not both"], "{spec}");
+    }
+}
+
+#[test]
+fn a_reference_is_fixed_at_creation_and_names_a_supported_integration_kind() {
+    let old = object(ref_spec());
+    let mut renamed = ref_spec();
+    renamed["integrationRef"]["name"] = json!("other");
+    let errors = cel(&object(renamed), Some(&old)).expect_err("changed");
+    assert!(
+        errors.iter().any(|e| e.starts_with("spec.integrationRef") && e.contains("integrationRef is immutable")),
+        "{errors:?}"
+    );
+
+    // Switching between the two forms is refused both ways, with the field named.
+    let errors = cel(&object(valid_spec()), Some(&old)).expect_err("to ids");
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with("spec.integrationRef: integrationRef can only be set when the object is created")),
+        "{errors:?}"
+    );
+    let errors = cel(&old, Some(&object(valid_spec()))).expect_err("to a reference");
+    assert!(
+        errors.iter().any(|e| e.contains("integrationRef can only be set when the object is created")),
+        "{errors:?}"
+    );
+
+    let mut wrong_kind = ref_spec();
+    wrong_kind["integrationRef"]["kind"] = json!("API");
+    let errors = cel(&object(wrong_kind), None).expect_err("kind");
+    assert_eq!(errors, ["spec.integrationRef.kind: integrationRef.kind must be Integration"]);
+    let mut wrong_group = ref_spec();
+    wrong_group["integrationRef"]["apiVersion"] = json!("apigatewayv2.example.com/v1");
+    let errors = cel(&object(wrong_group), None).expect_err("apiVersion");
+    assert!(errors[0].starts_with("spec.integrationRef.apiVersion: integrationRef.apiVersion must be apigatewayv2.services.k8s.aws/v1alpha1 (ACK)"), "{errors:?}");
+    for api_version in ["apigatewayv2.aws.upbound.io/v1beta1", "apigatewayv2.aws.m.upbound.io/v1beta1"] {
+        let mut crossplane = ref_spec();
+        crossplane["integrationRef"]["apiVersion"] = json!(api_version);
+        assert_eq!(cel(&object(crossplane), None), Ok(()), "{api_version}");
+    }
+}
+
+#[test]
+fn every_example_parses_and_passes_the_crd_rules() {
+    let mut seen = 0;
+    for entry in std::fs::read_dir("examples").unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let example: Value = serde_saphyr::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        assert_eq!(cel(&example, None), Ok(()), "{}", path.display());
+        let typed: Result<integration_response_operator::crd::IntegrationResponse, _> = serde_json::from_value(example);
+        assert!(typed.is_ok(), "{}: {typed:?}", path.display());
+        seen += 1;
+    }
+    assert!(seen >= 3, "the ids, ACK and Crossplane examples");
 }

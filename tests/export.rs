@@ -214,12 +214,12 @@ async fn the_binary_exports_what_moto_holds_exactly() {
         assert_eq!(object.metadata.annotations.as_ref().unwrap()["apigatewayv2.aws.operator.rs/adopt"], "true");
         assert_eq!(object.spec.deletion_policy, Some(DeletionPolicy::Retain));
         assert_eq!(object.spec.management_policy, Some(ManagementPolicy::Observe));
-        assert_eq!(object.spec.api_id, api_id);
+        assert_eq!(object.spec.api_id.as_deref(), Some(api_id.as_str()));
         assert_eq!(object.spec.region.as_deref(), Some("us-east-1"));
     }
     let by_key: BTreeMap<(&str, &str), &IntegrationResponse> = objects
         .iter()
-        .map(|o| ((o.spec.integration_id.as_str(), o.spec.integration_response_key.as_str()), o))
+        .map(|o| ((o.spec.integration_id.as_deref().unwrap(), o.spec.integration_response_key.as_str()), o))
         .collect();
     for (n, key) in KEYS.iter().enumerate() {
         let spec = &by_key[&(integrations[0].as_str(), *key)].spec;

@@ -1428,3 +1428,121 @@ async fn an_observed_response_that_went_away_leaves_the_key_free_for_manage() {
     assert!(!h.status().observed_only);
     assert_eq!(h.condition("Ready").1, "Available");
 }
+
+// spec.integrationRef: ids and region from an ACK or Crossplane Integration.
+
+const ACK_PATH: &str = "/apis/apigatewayv2.services.k8s.aws/v1alpha1/namespaces/default/integrations/chat";
+const CROSSPLANE_PATH: &str = "/apis/apigatewayv2.aws.upbound.io/v1beta1/integrations/chat";
+
+fn referencing(api_version: &str) -> IntegrationResponse {
+    let mut object = support::integration_response("errors", API, INTEGRATION);
+    object.spec.api_id = None;
+    object.spec.integration_id = None;
+    object.spec.integration_ref = Some(integration_response_operator::crd::IntegrationRef {
+        api_version: api_version.into(),
+        kind: "Integration".into(),
+        name: "chat".into(),
+    });
+    object
+}
+
+fn ack_integration(synced: bool, integration_id: &str) -> serde_json::Value {
+    json!({
+        "apiVersion": "apigatewayv2.services.k8s.aws/v1alpha1", "kind": "Integration",
+        "metadata": {"name": "chat", "namespace": "default", "annotations": {"services.k8s.aws/region": "us-east-1"}},
+        "spec": {"apiID": API, "integrationType": "MOCK"},
+        "status": {"integrationID": integration_id, "conditions": [
+            {"type": "ACK.ResourceSynced", "status": if synced { "True" } else { "False" }}]},
+    })
+}
+
+#[tokio::test]
+async fn a_reference_not_ready_waits_quietly_then_the_response_is_made_on_its_ids() {
+    let h = Harness::with_object(Harness::ready_integration(), referencing("apigatewayv2.services.k8s.aws/v1alpha1"));
+    h.reconcile().await.unwrap();
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.failure().map(|f| f.reason()), Some("ReferenceNotReady"));
+    assert!(delay >= Duration::from_secs(15), "no hot loop; its watch wakes the object: {delay:?}");
+    let (ready, reason, message) = h.condition("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "ReferenceNotReady"));
+    assert_eq!(message, "Waiting for ACK Integration default/chat: waiting for it to be created.");
+    assert_eq!(h.condition("Reconciling").0, "True");
+    assert_eq!(h.condition("Stalled").0, "False");
+    assert_eq!(h.aws.calls(), Vec::<String>::new());
+
+    h.kube.put_referenced(ACK_PATH, Some(ack_integration(false, "")));
+    h.fail_and_requeue().await;
+    let (_, _, message) = h.condition("Ready");
+    assert!(message.ends_with("waiting for its ACK.ResourceSynced condition to be True."), "{message}");
+    assert_eq!(h.kube.event_reasons(), Vec::<String>::new(), "waiting is not a failure: no Warning");
+
+    h.kube.put_referenced(ACK_PATH, Some(ack_integration(true, INTEGRATION)));
+    h.reconcile().await.unwrap();
+    let stored = h.aws.only_response();
+    assert_eq!((stored.api_id.as_str(), stored.integration_id.as_str()), (API, INTEGRATION));
+    let status = h.status();
+    assert_eq!(status.integration_response_id.as_deref(), Some(stored.id.as_str()));
+    assert_eq!((status.api_id.as_deref(), status.integration_id.as_deref()), (Some(API), Some(INTEGRATION)));
+    assert_eq!(status.region.as_deref(), Some("us-east-1"));
+    assert_eq!(h.condition("Ready").0, "True");
+}
+
+#[tokio::test]
+async fn a_reference_that_starts_resolving_elsewhere_stalls_and_deletion_uses_the_recorded_ids() {
+    let h = Harness::with_object(Harness::ready_integration(), referencing("apigatewayv2.services.k8s.aws/v1alpha1"));
+    h.kube.put_referenced(ACK_PATH, Some(ack_integration(true, INTEGRATION)));
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    let id = h.id();
+    h.aws.clear_calls();
+
+    h.kube.put_referenced(ACK_PATH, Some(ack_integration(true, "int-elsewhere")));
+    h.later().await;
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let (_, reason, message) = h.condition("Stalled");
+    assert_eq!(reason, "ImmutableFieldChanged");
+    assert!(message.starts_with("spec.integrationRef now resolves to integrationId int-elsewhere"), "{message}");
+    assert_eq!(h.aws.calls(), Vec::<String>::new());
+
+    // The Integration goes first (an Argo CD prune, say): ours is still deleted, by its record.
+    h.kube.put_referenced(ACK_PATH, None);
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert_eq!(h.aws.calls(), ["DeleteIntegrationResponse"]);
+    assert!(h.aws.responses().is_empty(), "{id} deleted");
+    assert!(h.kube.object().is_none());
+}
+
+#[tokio::test]
+async fn a_cluster_scoped_reference_is_followed_only_with_the_flag() {
+    let crossplane = json!({
+        "apiVersion": "apigatewayv2.aws.upbound.io/v1beta1", "kind": "Integration",
+        "metadata": {"name": "chat", "annotations": {"crossplane.io/external-name": INTEGRATION}},
+        "spec": {"forProvider": {"apiId": API, "region": "us-east-1"}},
+        "status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Synced", "status": "True"}]},
+    });
+    let h = Harness::with_object(Harness::ready_integration(), referencing("apigatewayv2.aws.upbound.io/v1beta1"));
+    h.kube.put_referenced(CROSSPLANE_PATH, Some(crossplane));
+    h.reconcile().await.unwrap();
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let (_, reason, message) = h.condition("Stalled");
+    assert_eq!(reason, "ClusterScopedReference");
+    assert!(
+        message.contains("Crossplane Integration chat is cluster-scoped")
+            && message.contains("--allow-cluster-scoped-refs"),
+        "{message}"
+    );
+    assert!(!h.kube.requests().iter().any(|r| r.contains("upbound")), "not even read");
+
+    let allowed = Harness {
+        ctx: support::context_with_settings(&h.kube, &h.aws, "test", |s| s.allow_cluster_scoped_refs = true),
+        kube: h.kube.clone(),
+        aws: h.aws.clone(),
+    };
+    allowed.reconcile().await.unwrap();
+    let stored = allowed.aws.only_response();
+    assert_eq!((stored.api_id.as_str(), stored.integration_id.as_str()), (API, INTEGRATION));
+    assert_eq!(allowed.condition("Ready").0, "True");
+}

@@ -185,6 +185,8 @@ impl Instance {
             // Instances come back under their own name after a crash, as a restarted pod does;
             // a claim is never left to expire here (the scenarios cover expiry).
             claim_timeout: std::time::Duration::from_secs(3600),
+            allow_cluster_scoped_refs: false,
+            reference_kinds: Vec::new(),
         };
         let ctx = Arc::new(Context::new(kube, clients, events, settings, metrics));
         Self {

@@ -5,7 +5,7 @@ use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
 use super::status::{StatusWriter, object_key, report_failure, set_phase};
-use super::{Context, Settings, events, observe};
+use super::{Context, Settings, events, observe, referenced};
 use crate::aws::{AwsError, ErrorKind, IntegrationResponses};
 use crate::conditions::Phase;
 use crate::crd::{ADOPT_ANNOTATION, FINALIZER, IntegrationResponse, IntegrationResponseStatus, ManagementPolicy};
@@ -103,7 +103,7 @@ enum Found {
 impl Run<'_, '_> {
     /// Returns the Ready message.
     async fn converge(&mut self) -> Result<String> {
-        let target = Target::resolve(&self.obj.spec, self.status, self.ctx.settings.default_region.as_deref())?;
+        let target = referenced::target(self.ctx, self.obj, self.status).await?;
         let desired = Desired::from_spec(&self.obj.spec);
         let aws = self.ctx.aws.for_region(&target.region);
 

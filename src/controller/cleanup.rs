@@ -91,8 +91,16 @@ async fn delete_in_aws(
             Some(region) => region.to_owned(),
             None => return Ok(None),
         },
-        api_id: status.api_id.clone().unwrap_or_else(|| obj.spec.api_id.clone()),
-        integration_id: status.integration_id.clone().unwrap_or_else(|| obj.spec.integration_id.clone()),
+        // Recorded with every claim and id, so the spec's (absent with integrationRef) is only
+        // a fallback for objects from older versions.
+        api_id: match status.api_id.clone().or_else(|| obj.spec.api_id.clone()) {
+            Some(api_id) => api_id,
+            None => return Ok(None),
+        },
+        integration_id: match status.integration_id.clone().or_else(|| obj.spec.integration_id.clone()) {
+            Some(integration_id) => integration_id,
+            None => return Ok(None),
+        },
     };
     let aws = ctx.aws.for_region(&target.region);
     let id = match (&status.integration_response_id, status.claimed_key()) {

@@ -7,6 +7,7 @@ mod events;
 mod finalizer;
 mod observe;
 mod owners;
+mod referenced;
 mod status;
 
 pub use events::EventRecorder;
@@ -46,6 +47,11 @@ pub struct Settings {
     pub identity: String,
     /// A claim of another instance older than this is taken to be from a crashed writer.
     pub claim_timeout: Duration,
+    /// Whether spec.integrationRef may name a cluster-scoped object (Crossplane's
+    /// cluster-scoped Integration): any namespace could then use another team's integration.
+    pub allow_cluster_scoped_refs: bool,
+    /// Kinds whose objects spec.integrationRef may name and the operator watches.
+    pub reference_kinds: Vec<crate::references::RefKind>,
 }
 
 /// Shared by every reconcile.
@@ -160,7 +166,11 @@ impl Context {
     /// integration (see [`crate::backoff::aligned`]).
     fn resync(&self, obj: &IntegrationResponse) -> Action {
         let mut hasher = std::hash::DefaultHasher::new();
-        (&obj.spec.api_id, &obj.spec.integration_id).hash(&mut hasher);
+        // Objects of one integration share a slot, however they name it.
+        let status = obj.status.as_ref();
+        let api = status.and_then(|s| s.api_id.as_ref()).or(obj.spec.api_id.as_ref());
+        let integration = status.and_then(|s| s.integration_id.as_ref()).or(obj.spec.integration_id.as_ref());
+        (api, integration, api.is_none().then_some(&obj.spec.integration_ref)).hash(&mut hasher);
         let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
         Action::requeue(aligned(self.settings.resync_period, hasher.finish(), since_epoch))
     }
@@ -228,7 +238,9 @@ fn retry_after(key: ObjectRef<IntegrationResponse>, err: &Error, ctx: &Context) 
     }
     let delay = match err.failure() {
         Some(Failure::Stalled { .. }) => jittered(ctx.settings.resync_period, jitter),
-        Some(Failure::DependencyNotFound { .. }) => Schedule::DEPENDENCY.delay(attempt, jitter),
+        Some(Failure::DependencyNotFound { .. } | Failure::ReferenceNotReady { .. }) => {
+            Schedule::DEPENDENCY.delay(attempt, jitter)
+        }
         Some(Failure::Transient { .. }) | None => Schedule::TRANSIENT.delay(attempt, jitter),
     };
     warn!(name = %key.name, namespace = key.namespace.as_deref(), error = %err, retry_in = ?delay, "reconcile failed");
@@ -329,8 +341,10 @@ pub async fn run(
             // failures at once, whatever their backoff says. Only what the user or the API
             // server's deletion machinery changes starts a reconcile.
             .predicate_filter(reconcile_trigger, PredicateConfig::default());
+        let woken_by_references = referenced::woken(ctx.clone(), namespace_of_store.clone(), reader.clone());
         Controller::for_stream(stream, reader)
             .reconcile_on(woken_after_outage(ctx.clone(), namespace_of_store))
+            .reconcile_on(woken_by_references)
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown.clone().requested())
             .run(reconcile_guarded, error_policy_guarded, ctx.clone())

@@ -6,7 +6,7 @@ use kube::runtime::controller::Action;
 
 use super::apply::claim_of_another;
 use super::status::{StatusWriter, object_key, report_failure, set_phase};
-use super::{Context, events};
+use super::{Context, events, referenced};
 use crate::conditions::Phase;
 use crate::crd::{IntegrationResponse, IntegrationResponseStatus};
 use crate::differences::{MAX_LISTED, differences, field_names};
@@ -46,7 +46,8 @@ pub async fn observe_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<In
                     let message = format!(
                         "AWS has no integration response with key {} on integration {}; managementPolicy Observe \
                          does not create it (set managementPolicy: Manage to create it).",
-                        desired.key, obj.spec.integration_id
+                        desired.key,
+                        status.integration_id.as_deref().or(obj.spec.integration_id.as_deref()).unwrap_or_default()
                     );
                     (Phase::Observed { in_sync: false, message }, ObjectState::Differs)
                 }
@@ -84,7 +85,7 @@ async fn look(
     ctx: &Context,
     status: &mut IntegrationResponseStatus,
 ) -> Result<Option<Observed>> {
-    let target = Target::resolve(&obj.spec, status, ctx.settings.default_region.as_deref())?;
+    let target = referenced::target(ctx, obj, status).await?;
     let desired = Desired::from_spec(&obj.spec);
     let aws = ctx.aws.for_region(&target.region);
     if let Some(id) = status.integration_response_id.clone() {
@@ -133,6 +134,8 @@ async fn look(
         None => {
             status.integration_response_id = None;
             status.observed_only = false;
+            // Where it was looked for (with integrationRef the spec does not say).
+            record_target(status, &target);
             Ok(None)
         }
     }

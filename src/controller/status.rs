@@ -92,8 +92,10 @@ pub async fn report_failure(
     set_phase(status, &Phase::from_failure(failure), generation);
     writer.write(status).await?;
     let previous_reason = before.condition(conditions::READY).map(|c| c.reason.as_str());
-    // Waiting for another instance's create is normal with two writers, not a failure to flag.
-    if previous_reason != Some(failure.reason()) && failure.reason() != "CreateInProgress" {
+    // Waiting for another instance's create, or for a referenced Integration, is normal, not a
+    // failure to flag.
+    let waiting = matches!(failure, Failure::ReferenceNotReady { .. }) || failure.reason() == "CreateInProgress";
+    if previous_reason != Some(failure.reason()) && !waiting {
         events::warning(ctx, obj, failure.reason(), failure.message().to_owned()).await;
     }
     Ok(())

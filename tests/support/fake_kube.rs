@@ -20,6 +20,9 @@ pub struct KubeState {
     pub object: Option<Value>,
     /// Other objects in the namespace, by name, which tests may add; only read.
     pub others: std::collections::BTreeMap<String, Value>,
+    /// Objects of other controllers (ACK, Crossplane) by API path, for spec.integrationRef;
+    /// any other path under their groups is 404, as for a missing object.
+    pub referenced: std::collections::BTreeMap<String, Value>,
     pub events: Vec<Value>,
     /// "PATCH finalizers", "APPLY status", "POST event", ...
     pub requests: Vec<String>,
@@ -106,6 +109,15 @@ impl FakeKube {
         let generation = object["metadata"]["generation"].as_i64().unwrap_or(1) + 1;
         object["metadata"]["generation"] = json!(generation);
         state.bump();
+    }
+
+    /// Stores (or with `None` removes) another controller's object at its API path.
+    pub fn put_referenced(&self, path: &str, object: Option<Value>) {
+        let mut state = self.state.lock().unwrap();
+        match object {
+            Some(object) => state.referenced.insert(path.to_owned(), object),
+            None => state.referenced.remove(path),
+        };
     }
 
     pub fn set_annotation(&self, key: &str, value: &str) {
@@ -211,6 +223,21 @@ impl KubeState {
                     self.object = None;
                 }
                 (StatusCode::OK, reply)
+            }
+            (&Method::GET, p)
+                if [
+                    "apigatewayv2.services.k8s.aws",
+                    "apigatewayv2.aws.upbound.io",
+                    "apigatewayv2.aws.m.upbound.io",
+                ]
+                .iter()
+                .any(|group| p.starts_with(&format!("/apis/{group}/"))) =>
+            {
+                self.requests.push(format!("GET {p}"));
+                match self.referenced.get(p) {
+                    Some(object) => (StatusCode::OK, object.clone()),
+                    None => status_error(404, "NotFound", "not found"),
+                }
             }
             _ => {
                 let described = format!("{} {}?{}", parts.method, path, query);

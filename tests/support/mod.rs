@@ -35,15 +35,28 @@ pub fn context_with(
     identity: &str,
     claim_timeout: Duration,
 ) -> Arc<Context> {
+    context_with_settings(kube, aws, identity, |settings| settings.claim_timeout = claim_timeout)
+}
+
+/// A fresh context whose settings `edit` adjusts.
+pub fn context_with_settings(
+    kube: &fake_kube::FakeKube,
+    aws: &fake_aws::FakeAws,
+    identity: &str,
+    edit: impl FnOnce(&mut Settings),
+) -> Arc<Context> {
     let metrics = Arc::new(Metrics::default());
     let clients = AwsClients::fixed(aws.client(), Arc::new(Pacer::unlimited()), metrics.clone());
     let events = EventRecorder::new(kube.client(), "integration-response-operator", identity);
-    let settings = Settings {
+    let mut settings = Settings {
         default_region: Some("us-east-1".into()),
         resync_period: Duration::from_secs(600),
         identity: identity.into(),
-        claim_timeout,
+        claim_timeout: Duration::from_secs(30),
+        allow_cluster_scoped_refs: false,
+        reference_kinds: integration_response_operator::references::RefKind::ALL.to_vec(),
     };
+    edit(&mut settings);
     Arc::new(Context::new(kube.client(), clients, events, settings, metrics))
 }
 

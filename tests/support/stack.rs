@@ -28,8 +28,14 @@ impl Stack {
 
     /// `with_crd: false` starts an API server on which the CRD is not installed yet.
     pub async fn start_with_crd(with_crd: bool) -> Self {
+        Self::start_with_crds(with_crd, &[]).await
+    }
+
+    /// With other CRDs installed too (the fixtures of other controllers' kinds).
+    pub async fn start_with_crds(with_crd: bool, extra: &[&Path]) -> Self {
         let crd = crd_path();
-        let crds: Vec<&Path> = if with_crd { vec![crd.as_path()] } else { vec![] };
+        let mut crds: Vec<&Path> = if with_crd { vec![crd.as_path()] } else { vec![] };
+        crds.extend(extra);
         let emulator = Emulator::start(&crds).await.expect("emulator starts");
         let moto = Moto::start();
         let (api_id, integration_id) = moto.websocket_integration().await;
