@@ -8,6 +8,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use integration_response_operator::crd::{DeletionPolicy, IntegrationResponse};
+use integration_response_operator::references::RefKind;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
 use kube_emulator::Fault;
 use serde_json::json;
@@ -358,4 +359,114 @@ async fn a_hundred_crs_applied_at_once_all_become_ready_without_duplicates() {
     ids.sort();
     ids.dedup();
     assert_eq!(ids.len(), 100);
+}
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
+}
+
+/// An IntegrationResponse that takes its API and integration from another controller's object.
+fn referencing(stack: &Stack, name: &str, api_version: &str, target: &str) -> IntegrationResponse {
+    let mut object = stack.cr(name);
+    object.spec.api_id = None;
+    object.spec.integration_id = None;
+    object.spec.integration_ref = Some(integration_response_operator::crd::IntegrationRef {
+        api_version: api_version.into(),
+        kind: "Integration".into(),
+        name: target.into(),
+    });
+    object
+}
+
+async fn reason_of(stack: &Stack, name: &str) -> Option<String> {
+    let object = stack.api().get(name).await.ok()?;
+    let status = object.status?;
+    (status.observed_generation == object.metadata.generation).then_some(())?;
+    status.condition("Ready").map(|c| c.reason.clone())
+}
+
+/// The IntegrationResponse `via` waits for the referenced Integration; once `integration` is
+/// created and its status set to `usable`, it becomes Ready on the stack's integration, woken by
+/// the watch on that kind; when both are deleted, the response goes from AWS.
+async fn follows_the_reference(kind: RefKind, integration: serde_json::Value, usable: serde_json::Value, waits: &str) {
+    let fixture = fixture(if kind.is_ack() { "ack-integrations.yaml" } else { "crossplane-integrations.yaml" });
+    let stack = Stack::start_with_crds(true, &[&fixture]).await;
+    let operator = stack.operator(&[]);
+    stack.apply(&referencing(&stack, "via", &kind.api_version(), "chat")).await;
+    eventually(WAIT, "waiting for its reference", Some(&operator), || async {
+        (reason_of(&stack, "via").await.as_deref() == Some("ReferenceNotReady")).then_some(())
+    })
+    .await;
+    let message = stack.api().get("via").await.unwrap().status.unwrap().condition("Ready").unwrap().message.clone();
+    assert_eq!(message, format!("Waiting for {waits}: waiting for it to be created."));
+
+    // The other controller makes its Integration and, later, reports it usable.
+    let integrations: Api<kube::api::DynamicObject> =
+        Api::namespaced_with(stack.client.clone(), "default", &kind.integrations());
+    let ids = json!({"apiId": stack.api_id, "integrationId": stack.integration_id});
+    let fill = |value: serde_json::Value| -> serde_json::Value {
+        let text = value.to_string().replace("API_ID", ids["apiId"].as_str().unwrap());
+        serde_json::from_str(&text.replace("INTEGRATION_ID", ids["integrationId"].as_str().unwrap())).unwrap()
+    };
+    let object = serde_json::from_value(fill(integration)).unwrap();
+    integrations.create(&Default::default(), &object).await.unwrap();
+    eventually(WAIT, "waiting for it to be usable", Some(&operator), || async {
+        let object = stack.api().get("via").await.ok()?;
+        let message = object.status?.condition("Ready")?.message.clone();
+        (!message.ends_with("waiting for it to be created.")).then_some(())
+    })
+    .await;
+    let started = std::time::Instant::now();
+    integrations.patch_status("chat", &PatchParams::default(), &Patch::Merge(&fill(usable))).await.unwrap();
+    let object = wait_ready(&stack, "via", &operator).await;
+    // Its next retry was 15 s or more away (the dependency schedule): the watch woke it.
+    assert!(started.elapsed() < Duration::from_secs(12), "woken by the watch, took {:?}", started.elapsed());
+    let status = object.status.unwrap();
+    assert_eq!(status.api_id.as_deref(), Some(stack.api_id.as_str()));
+    assert_eq!(status.integration_id.as_deref(), Some(stack.integration_id.as_str()));
+    assert_eq!(status.region.as_deref(), Some("us-east-1"));
+    let in_aws = stack.moto_responses().await;
+    assert_eq!(in_aws.len(), 1);
+    assert_eq!(in_aws[0].integration_response_id(), status.integration_response_id.as_deref());
+
+    // The Integration goes first (an Argo CD prune, say); ours is still deleted in AWS, by what
+    // its status recorded.
+    integrations.delete("chat", &DeleteParams::default()).await.unwrap();
+    stack.api().delete("via", &DeleteParams::default()).await.unwrap();
+    wait_gone(&stack, "via", &operator).await;
+    assert_eq!(stack.moto_responses().await, Vec::new());
+    let warnings: Vec<String> = events(&stack)
+        .await
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| e.reason.unwrap_or_default())
+        .collect();
+    assert_eq!(warnings, Vec::<String>::new(), "waiting for a reference is not a failure");
+}
+
+#[tokio::test]
+async fn an_ack_integration_reference_is_followed_as_soon_as_it_is_synced() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let integration = json!({
+        "apiVersion": "apigatewayv2.services.k8s.aws/v1alpha1", "kind": "Integration",
+        "metadata": {"name": "chat", "annotations": {"services.k8s.aws/region": "us-east-1"}},
+        "spec": {"apiID": "API_ID", "integrationType": "MOCK"},
+    });
+    let synced = json!({"status": {"integrationID": "INTEGRATION_ID",
+        "conditions": [{"type": "ACK.ResourceSynced", "status": "True"}]}});
+    follows_the_reference(RefKind::Ack, integration, synced, "ACK Integration default/chat").await;
+}
+
+#[tokio::test]
+async fn a_crossplane_integration_reference_is_followed_as_soon_as_it_is_ready() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let integration = json!({
+        "apiVersion": "apigatewayv2.aws.m.upbound.io/v1beta1", "kind": "Integration",
+        "metadata": {"name": "chat", "annotations": {"crossplane.io/external-name": "INTEGRATION_ID"}},
+        "spec": {"forProvider": {"apiId": "API_ID", "region": "us-east-1", "integrationType": "MOCK"}},
+    });
+    let ready =
+        json!({"status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Synced", "status": "True"}]}});
+    follows_the_reference(RefKind::CrossplaneNamespaced, integration, ready, "Crossplane Integration default/chat")
+        .await;
 }

@@ -20,6 +20,8 @@ VALUE_SETS = {
     "monitoring": ["--set", "metrics.serviceMonitor.enabled=true", "--set", "podDisruptionBudget.enabled=true"],
     "templated-crd": ["--set", "crds.templated=true", "--skip-crds"],
     "ha": ["--set", "replicaCount=2", "--set", "podDisruptionBudget.enabled=true"],
+    "cluster-scoped-references": ["--set", "references.crossplane.allowClusterScoped=true",
+                                  "--set", "operator.watchNamespaces={team-a}"],
     "irsa": ["--set", "serviceAccount.annotations.eks\\.amazonaws\\.com/role-arn=arn:aws:iam::123456789012:role/x",
              "--set", "operator.defaultRegion=eu-west-1", "--set", "operator.awsEndpoint=http://127.0.0.1:5000"],
 }
@@ -106,6 +108,8 @@ EXPECTED_RULES = [
     (["apigatewayv2.aws.operator.rs"], ["integrationresponses/finalizers"], ["update"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),
 ]
+ACK_RULE = (["apigatewayv2.services.k8s.aws"], ["integrations", "apis"], ["get", "list", "watch"])
+CROSSPLANE_RULE = (["apigatewayv2.aws.m.upbound.io"], ["integrations"], ["get", "list", "watch"])
 
 
 def rules(role):
@@ -115,7 +119,7 @@ def rules(role):
 def test_rbac_is_least_privilege_and_cluster_wide_by_default():
     docs = render([])
     [role] = by_kind(docs, "ClusterRole")
-    assert rules(role) == EXPECTED_RULES
+    assert rules(role) == EXPECTED_RULES + [ACK_RULE, CROSSPLANE_RULE]
     [binding] = by_kind(docs, "ClusterRoleBinding")
     assert binding["subjects"][0]["namespace"] == "operators"
 
@@ -149,7 +153,7 @@ def test_rbac_is_namespaced_when_the_watch_is():
     assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
     roles = [r for r in by_kind(docs, "Role") if not r["metadata"]["name"].endswith("leader-election")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
-    assert all(rules(r) == EXPECTED_RULES for r in roles)
+    assert all(rules(r) == EXPECTED_RULES + [ACK_RULE, CROSSPLANE_RULE] for r in roles)
     assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == ["team-a", "team-b"]
 
 
@@ -407,3 +411,33 @@ def test_one_place_holds_the_version():
     [deployment] = by_kind(render([]), "Deployment")
     image = deployment["spec"]["template"]["spec"]["containers"][0]["image"]
     assert image == f'{values["image"]["repository"]}:{chart["appVersion"]}'
+
+
+@pytest.mark.parametrize("ack, crossplane, granted, references", [
+    (True, True, [ACK_RULE, CROSSPLANE_RULE], "ack,crossplane"),
+    (True, False, [ACK_RULE], "ack"),
+    (False, True, [CROSSPLANE_RULE], "crossplane"),
+    (False, False, [], "none"),
+])
+def test_reference_kinds_are_read_only_and_each_switchable(ack, crossplane, granted, references):
+    docs = render(["--set", f"references.ack.enabled={str(ack).lower()}",
+                   "--set", f"references.crossplane.enabled={str(crossplane).lower()}"])
+    [role] = by_kind(docs, "ClusterRole")
+    assert rules(role) == EXPECTED_RULES + granted
+    env = env_of(docs)
+    assert env["REFERENCES"] == references
+    assert env["ALLOW_CLUSTER_SCOPED_REFS"] == "false"
+
+
+def test_cluster_scoped_crossplane_references_need_their_own_switch_and_a_cluster_role():
+    docs = render(VALUE_SETS["cluster-scoped-references"])
+    assert env_of(docs)["ALLOW_CLUSTER_SCOPED_REFS"] == "true"
+    [cluster_role] = by_kind(docs, "ClusterRole")
+    assert cluster_role["metadata"]["name"].endswith("cluster-scoped-references")
+    assert rules(cluster_role) == [(["apigatewayv2.aws.upbound.io"], ["integrations"], ["get", "list", "watch"])]
+    [binding] = by_kind(docs, "ClusterRoleBinding")
+    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    # Not without Crossplane references at all.
+    off = render(VALUE_SETS["cluster-scoped-references"] + ["--set", "references.crossplane.enabled=false"])
+    assert not by_kind(off, "ClusterRole")
+    assert env_of(off)["ALLOW_CLUSTER_SCOPED_REFS"] == "false"

@@ -47,6 +47,26 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
 - apiGroups: ["events.k8s.io"]
   resources: ["events"]
   verbs: ["create", "patch"]
+{{- if .Values.references.ack.enabled }}
+# Read only: spec.integrationRef to ACK's Integration (and the API it may name).
+- apiGroups: ["apigatewayv2.services.k8s.aws"]
+  resources: ["integrations", "apis"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- if .Values.references.crossplane.enabled }}
+# Read only: spec.integrationRef to Crossplane's namespaced Integration.
+- apiGroups: ["apigatewayv2.aws.m.upbound.io"]
+  resources: ["integrations"]
+  verbs: ["get", "list", "watch"]
+{{- end }}
+{{- end }}
+
+{{/* The REFERENCES value: the providers whose Integrations spec.integrationRef may name. */}}
+{{- define "iro.references" -}}
+{{- $providers := list }}
+{{- if .Values.references.ack.enabled }}{{ $providers = append $providers "ack" }}{{ end }}
+{{- if .Values.references.crossplane.enabled }}{{ $providers = append $providers "crossplane" }}{{ end }}
+{{- if $providers }}{{ join "," $providers }}{{ else }}none{{ end }}
 {{- end }}
 
 {{/* Leader election is on whenever more than one replica runs. */}}
