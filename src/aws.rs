@@ -9,6 +9,7 @@ use std::time::Duration;
 use aws_config::BehaviorVersion;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
+use aws_credential_types::provider::SharedCredentialsProvider;
 use aws_sdk_apigatewayv2::Client;
 use aws_sdk_apigatewayv2::config::Region;
 use aws_sdk_apigatewayv2::error::{ProvideErrorMetadata, SdkError};
@@ -18,9 +19,10 @@ use aws_smithy_runtime_api::client::orchestrator::HttpResponse;
 
 use crate::crd::ContentHandlingStrategy;
 use crate::domain::{Changes, Desired, Observed, Target};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, OWN_ACCOUNT};
 use crate::pacing::Pacer;
 use crate::recovery::AwsHealth;
+use crate::roles::{Identity, Role};
 
 // Get, Create and Update outputs and the list item type share these getters but no trait.
 macro_rules! observed_from {
@@ -168,12 +170,17 @@ fn classify(code: Option<&str>, status: u16) -> ErrorKind {
     }
 }
 
-/// One API Gateway client per region, made on first use, all sharing one pacer and one set of
-/// per-API mutation locks.
+/// One API Gateway client per identity and region, made on first use; one pacer per account and
+/// region (API Gateway's quota is per account and region, so one busy tenant does not slow the
+/// others); one set of per-API mutation locks.
 pub struct AwsClients {
     source: ClientSource,
-    by_region: RwLock<HashMap<String, Client>>,
+    by_region: RwLock<HashMap<(Option<Role>, String), Client>>,
+    /// Assumed-role credentials, one provider per role (it caches and refreshes them).
+    roles: tokio::sync::Mutex<HashMap<Role, SharedCredentialsProvider>>,
+    /// The configured rate, copied for each account and region.
     pacer: Arc<Pacer>,
+    pacers: std::sync::Mutex<HashMap<(String, String), Arc<Pacer>>>,
     metrics: Arc<Metrics>,
     mutations: Arc<MutationLocks>,
     health: Arc<AwsHealth>,
@@ -257,7 +264,22 @@ impl AwsClients {
     }
 
     fn new(source: ClientSource, pacer: Arc<Pacer>, metrics: Arc<Metrics>) -> Self {
-        Self { source, by_region: RwLock::default(), pacer, metrics, mutations: Arc::default(), health: Arc::default() }
+        Self {
+            source,
+            by_region: RwLock::default(),
+            roles: tokio::sync::Mutex::default(),
+            pacer,
+            pacers: std::sync::Mutex::default(),
+            metrics,
+            mutations: Arc::default(),
+            health: Arc::default(),
+        }
+    }
+
+    /// The pacer of one account (`self` for the operator's own) in one region.
+    fn pacer_for(&self, account: &str, region: &str) -> Arc<Pacer> {
+        let mut pacers = self.pacers.lock().expect("pacers lock");
+        pacers.entry((account.to_owned(), region.to_owned())).or_insert_with(|| Arc::new(self.pacer.like())).clone()
     }
 
     /// How AWS has been answering, across every region and call.
@@ -265,36 +287,101 @@ impl AwsClients {
         &self.health
     }
 
+    /// Calls on `target`'s integration, with its identity.
+    pub async fn for_target(&self, target: &Target) -> IntegrationResponses {
+        self.for_identity(&target.region, &target.identity).await
+    }
+
+    /// Calls in `region` with the operator's own identity.
     pub fn for_region(&self, region: &str) -> IntegrationResponses {
+        self.handle(region, None, self.client(region, None, None))
+    }
+
+    /// Calls in `region` with `identity` (an assumed role's credentials, made on first use).
+    pub async fn for_identity(&self, region: &str, identity: &Identity) -> IntegrationResponses {
+        match identity {
+            Identity::Own => self.for_region(region),
+            Identity::Role(role) => {
+                let credentials = self.role_credentials(role).await;
+                self.handle(region, Some(role), self.client(region, Some(role), credentials))
+            }
+        }
+    }
+
+    fn handle(&self, region: &str, role: Option<&Role>, client: Client) -> IntegrationResponses {
+        let account = role.map_or(OWN_ACCOUNT, |r| r.account_id.as_str()).to_owned();
+        self.metrics.note_account(&account);
         IntegrationResponses {
-            client: self.client(region),
+            client,
             region: region.to_owned(),
-            pacer: self.pacer.clone(),
+            pacer: self.pacer_for(&account, region),
+            account,
             metrics: self.metrics.clone(),
             mutations: self.mutations.clone(),
             health: self.health.clone(),
         }
     }
 
-    fn client(&self, region: &str) -> Client {
+    /// STS AssumeRole credentials for `role`, cached and refreshed before they expire by the
+    /// SDK's identity cache. Never logged.
+    async fn role_credentials(&self, role: &Role) -> Option<SharedCredentialsProvider> {
+        let ClientSource::Config(config) = &self.source else { return None };
+        let mut roles = self.roles.lock().await;
+        if let Some(provider) = roles.get(role) {
+            return Some(provider.clone());
+        }
+        let mut builder = aws_config::sts::AssumeRoleProvider::builder(&role.arn).session_name(&role.session_name);
+        if let Some(external_id) = &role.external_id {
+            builder = builder.external_id(external_id);
+        }
+        let provider = SharedCredentialsProvider::new(builder.configure(config).build().await);
+        roles.insert(role.clone(), provider.clone());
+        Some(provider)
+    }
+
+    /// The account `role`'s credentials act in, from sts:GetCallerIdentity made with them.
+    pub async fn caller_account(&self, region: &str, role: &Role) -> Result<String, AwsError> {
+        let Some(credentials) = self.role_credentials(role).await else {
+            // A fixed client (tests) has no STS: the role's own account stands in.
+            return Ok(role.account_id.clone());
+        };
+        let ClientSource::Config(config) = &self.source else { unreachable!("credentials come from a config") };
+        let sts = aws_sdk_sts::Client::from_conf(
+            aws_sdk_sts::config::Builder::from(config.as_ref())
+                .region(Region::new(region.to_owned()))
+                .credentials_provider(credentials)
+                .build(),
+        );
+        let answer =
+            sts.get_caller_identity().send().await.map_err(|err| AwsError::from_sdk("GetCallerIdentity", err))?;
+        Ok(answer.account().unwrap_or_default().to_owned())
+    }
+
+    fn client(&self, region: &str, role: Option<&Role>, credentials: Option<SharedCredentialsProvider>) -> Client {
         let config = match &self.source {
             ClientSource::Fixed(client) => return client.clone(),
             ClientSource::Config(config) => config,
         };
-        if let Some(client) = self.by_region.read().expect("client map lock").get(region) {
+        let key = (role.cloned(), region.to_owned());
+        if let Some(client) = self.by_region.read().expect("client map lock").get(&key) {
             return client.clone();
         }
-        let client = Client::from_conf(
-            aws_sdk_apigatewayv2::config::Builder::from(config.as_ref()).region(Region::new(region.to_owned())).build(),
-        );
-        self.by_region.write().expect("client map lock").entry(region.to_owned()).or_insert(client).clone()
+        let mut builder =
+            aws_sdk_apigatewayv2::config::Builder::from(config.as_ref()).region(Region::new(region.to_owned()));
+        if let Some(credentials) = credentials {
+            builder = builder.credentials_provider(credentials);
+        }
+        let client = Client::from_conf(builder.build());
+        self.by_region.write().expect("client map lock").entry(key).or_insert(client).clone()
     }
 }
 
-/// Integration-response calls in one region.
+/// Integration-response calls in one region, with one identity.
 pub struct IntegrationResponses {
     client: Client,
     region: String,
+    /// The `account` metric label.
+    account: String,
     pacer: Arc<Pacer>,
     metrics: Arc<Metrics>,
     mutations: Arc<MutationLocks>,
@@ -320,13 +407,13 @@ impl IntegrationResponses {
         E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
     {
         let waited = self.pacer.acquire().await;
-        self.metrics.observe_pacer_wait(waited);
+        self.metrics.observe_pacer_wait(waited, &self.account);
         let result = send.await.map_err(|err| AwsError::from_sdk(operation, err));
         let outcome = match &result {
             Ok(_) => "ok",
             Err(err) => err.kind.outcome(),
         };
-        self.metrics.count_aws_call(operation, outcome);
+        self.metrics.count_aws_call(operation, outcome, &self.account);
         match &result {
             Err(AwsError { kind: ErrorKind::Throttled | ErrorKind::ServerError | ErrorKind::Network, .. }) => {
                 if let Some(target) = target {

@@ -88,6 +88,11 @@ pub struct Args {
     #[arg(long, env = "REFERENCES", value_delimiter = ',', default_value = "ack,crossplane")]
     pub references: Vec<ReferenceProvider>,
 
+    /// Objects in namespaces no IAMRoleSelector selects are Stalled (NoRoleSelector) instead of
+    /// reconciled with the operator's own identity: every tenant must have a role.
+    #[arg(long, env = "REQUIRE_ROLE_SELECTOR", default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_role_selector: bool,
+
     /// Log format; the level comes from RUST_LOG.
     #[arg(long, env = "LOG_FORMAT", value_enum, default_value_t = LogFormat::Plain)]
     pub log_format: LogFormat,

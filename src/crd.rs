@@ -208,6 +208,10 @@ pub struct IntegrationResponseStatus {
     /// Region the response lives in.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// AWS account the response lives in, when an IAMRoleSelector's role reconciles it (absent
+    /// for the operator's own identity). Fixed once the response exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
     /// API the response was created under.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub api_id: Option<String>,
@@ -332,4 +336,99 @@ impl IntegrationResponseStatus {
 pub fn crd_yaml() -> String {
     use kube::CustomResourceExt;
     serde_saphyr::to_string(&IntegrationResponse::crd()).expect("the CRD serialises to YAML")
+}
+
+/// Which AWS account objects of some namespaces are reconciled in: the operator assumes
+/// `roleArn` with STS for them. Cluster-scoped, so only cluster administrators create these.
+#[derive(CustomResource, KubeSchema, Serialize, Deserialize, Clone, Debug, PartialEq)]
+#[kube(
+    group = "apigatewayv2.aws.operator.rs",
+    version = "v1alpha1",
+    kind = "IAMRoleSelector",
+    plural = "iamroleselectors",
+    singular = "iamroleselector",
+    doc = "Namespaces whose IntegrationResponses integration-response-operator reconciles with an assumed IAM role (another AWS account).",
+    status = "IAMRoleSelectorStatus",
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Account","type":"string","jsonPath":".status.accountId"}"#,
+    printcolumn = r#"{"name":"Role","type":"string","jsonPath":".spec.roleArn"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct IAMRoleSelectorSpec {
+    /// The role to assume, e.g. arn:aws:iam::111111111111:role/integration-responses. Its trust
+    /// policy must allow the operator's own role.
+    #[schemars(length(max = 2048))]
+    #[x_kube(validation = Rule::new("self.matches('^arn:aws[a-z-]*:iam::[0-9]{12}:role/[A-Za-z0-9+=,.@_/-]{1,512}$')").message("roleArn must be an IAM role ARN such as arn:aws:iam::111111111111:role/name"))]
+    pub role_arn: String,
+
+    /// External id the role's trust policy requires (sts:ExternalId), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 2, max = 1224))]
+    pub external_id: Option<String>,
+
+    /// Session name shown in CloudTrail; defaults to integration-response-operator.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[x_kube(validation = Rule::new("self.matches('^[A-Za-z0-9+=,.@_-]{2,64}$')").message("sessionName must be 2 to 64 characters of letters, digits and +=,.@_-"))]
+    pub session_name: Option<String>,
+
+    /// The namespaces this role serves: by name, by labels, or both (a namespace matching either
+    /// is selected).
+    pub namespace_selector: NamespaceSelector,
+}
+
+/// Namespaces by name and/or by label.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, KubeSchema)]
+#[x_kube(validation = Rule::new("has(self.names) || has(self.matchLabels) || has(self.matchExpressions)").message("namespaceSelector needs names, matchLabels or matchExpressions"))]
+#[serde(rename_all = "camelCase")]
+pub struct NamespaceSelector {
+    /// Namespaces by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub names: Option<Vec<String>>,
+    /// Namespaces whose labels include all of these.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_labels: Option<BTreeMap<String, String>>,
+    /// Namespaces whose labels meet all of these requirements (In, NotIn, Exists, DoesNotExist).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub match_expressions: Option<Vec<LabelRequirement>>,
+}
+
+/// One label requirement, as in a Kubernetes label selector.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, KubeSchema)]
+#[x_kube(validation = Rule::new("self.operator in ['In', 'NotIn'] ? has(self.values) && size(self.values) > 0 : !has(self.values) || size(self.values) == 0").message("In and NotIn need values; Exists and DoesNotExist take none"))]
+pub struct LabelRequirement {
+    /// The label key.
+    pub key: String,
+    /// In, NotIn, Exists or DoesNotExist.
+    #[schemars(schema_with = "label_operator_schema")]
+    pub operator: String,
+    /// The values for In and NotIn.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<Vec<String>>,
+}
+
+fn label_operator_schema(_: &mut SchemaGenerator) -> Schema {
+    json_schema!({"type": "string", "enum": ["In", "NotIn", "Exists", "DoesNotExist"]})
+}
+
+/// Whether the role could be assumed, and in which account.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct IAMRoleSelectorStatus {
+    /// The account of the assumed role, from sts:GetCallerIdentity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub account_id: Option<String>,
+    /// The metadata.generation that the conditions describe.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Ready: True when the role was assumed and GetCallerIdentity answered with it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(schema_with = "conditions_schema")]
+    pub conditions: Vec<Condition>,
+}
+
+/// The IAMRoleSelector CRD as YAML, exactly as committed in `crds/`.
+pub fn role_selector_crd_yaml() -> String {
+    use kube::CustomResourceExt;
+    serde_saphyr::to_string(&IAMRoleSelector::crd()).expect("the CRD serialises to YAML")
 }

@@ -6,13 +6,15 @@ use std::collections::BTreeMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 
 use crate::crd::{ContentHandlingStrategy, IntegrationResponseSpec};
+use crate::roles::Identity;
 
-/// The integration an object's response lives on.
+/// The integration an object's response lives on, and the identity (account) it is reached with.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Target {
     pub region: String,
     pub api_id: String,
     pub integration_id: String,
+    pub identity: Identity,
 }
 
 /// The response as the spec wants it, normalised like [`Observed`].

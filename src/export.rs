@@ -116,7 +116,12 @@ pub async fn collect(
     let mut found = Vec::new();
     let total = integrations.len();
     for (n, integration) in integrations.into_iter().enumerate() {
-        let target = Target { region: region.into(), api_id: api_id.into(), integration_id: integration.clone() };
+        let target = Target {
+            region: region.into(),
+            api_id: api_id.into(),
+            integration_id: integration.clone(),
+            identity: crate::roles::Identity::Own,
+        };
         let responses = match aws.list(&target).await {
             Ok(responses) => responses,
             Err(err) if err.kind == ErrorKind::NotFound && integration_id.is_some() => {

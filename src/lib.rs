@@ -27,6 +27,7 @@ pub mod pacing;
 pub mod plan;
 pub mod recovery;
 pub mod references;
+pub mod roles;
 pub mod runtime;
 pub mod shutdown;
 pub mod snapshots;

@@ -16,6 +16,13 @@ use prometheus_client::registry::Registry;
 struct AwsCallLabels {
     operation: &'static str,
     outcome: &'static str,
+    /// The account called: an assumed role's, or `self` for the operator's own identity.
+    account: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AccountLabels {
+    account: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -51,7 +58,7 @@ impl ObjectState {
 
 pub struct Metrics {
     aws_calls: Family<AwsCallLabels, Counter>,
-    pacer_wait: Histogram,
+    pacer_wait: Family<AccountLabels, Histogram>,
     reconciles: Family<ReconcileLabels, Counter>,
     reconcile_duration: Histogram,
     objects: Family<StateLabels, Gauge>,
@@ -60,13 +67,18 @@ pub struct Metrics {
     leader: Gauge,
     watch_restarts: Counter,
     event_write_failures: Counter,
+    /// Account labels in use (`aws_call_count` sums over them).
+    known_accounts: Mutex<std::collections::BTreeSet<String>>,
 }
+
+/// The `account` label of calls made with the operator's own identity.
+pub const OWN_ACCOUNT: &str = "self";
 
 impl Default for Metrics {
     fn default() -> Self {
         Self {
             aws_calls: Family::default(),
-            pacer_wait: Histogram::new(exponential_buckets(0.01, 4.0, 8)),
+            pacer_wait: Family::new_with_constructor(|| Histogram::new(exponential_buckets(0.01, 4.0, 8))),
             reconciles: Family::default(),
             reconcile_duration: Histogram::new(exponential_buckets(0.005, 4.0, 9)),
             objects: Family::default(),
@@ -74,6 +86,7 @@ impl Default for Metrics {
             leader: Gauge::default(),
             watch_restarts: Counter::default(),
             event_write_failures: Counter::default(),
+            known_accounts: Mutex::default(),
         }
     }
 }
@@ -167,12 +180,12 @@ impl Metrics {
         self.watch_restarts.inc();
     }
 
-    pub fn count_aws_call(&self, operation: &'static str, outcome: &'static str) {
-        self.aws_calls.get_or_create(&AwsCallLabels { operation, outcome }).inc();
+    pub fn count_aws_call(&self, operation: &'static str, outcome: &'static str, account: &str) {
+        self.aws_calls.get_or_create(&AwsCallLabels { operation, outcome, account: account.to_owned() }).inc();
     }
 
-    pub fn observe_pacer_wait(&self, waited: Duration) {
-        self.pacer_wait.observe(waited.as_secs_f64());
+    pub fn observe_pacer_wait(&self, waited: Duration, account: &str) {
+        self.pacer_wait.get_or_create(&AccountLabels { account: account.to_owned() }).observe(waited.as_secs_f64());
     }
 
     pub fn observe_reconcile(&self, result: &'static str, took: Duration) {
@@ -180,9 +193,28 @@ impl Metrics {
         self.reconcile_duration.observe(took.as_secs_f64());
     }
 
-    /// Calls counted so far for one operation and outcome.
+    /// Calls counted so far for one operation and outcome, in every account.
     pub fn aws_call_count(&self, operation: &'static str, outcome: &'static str) -> u64 {
-        self.aws_calls.get_or_create(&AwsCallLabels { operation, outcome }).get()
+        let mut total = 0;
+        for account in self.accounts_called() {
+            total += self.aws_calls.get_or_create(&AwsCallLabels { operation, outcome, account }).get();
+        }
+        total
+    }
+
+    /// The accounts pacer waits were recorded for (every account called).
+    fn accounts_called(&self) -> Vec<String> {
+        let mut accounts = vec![OWN_ACCOUNT.to_owned()];
+        // The families cannot be iterated; the pacer's is keyed alike and small.
+        accounts.extend(self.known_accounts.lock().expect("accounts lock").iter().cloned());
+        accounts.sort();
+        accounts.dedup();
+        accounts
+    }
+
+    /// Remembers an account label (bounded by the number of role selectors).
+    pub fn note_account(&self, account: &str) {
+        self.known_accounts.lock().expect("accounts lock").insert(account.to_owned());
     }
 }
 
@@ -194,17 +226,17 @@ mod tests {
     fn families_are_exposed_in_text_format() {
         let mut registry = Registry::default();
         let metrics = Metrics::register(&mut registry);
-        metrics.count_aws_call("GetIntegrationResponse", "ok");
+        metrics.count_aws_call("GetIntegrationResponse", "ok", OWN_ACCOUNT);
         metrics.observe_reconcile("ok", Duration::from_millis(20));
-        metrics.observe_pacer_wait(Duration::ZERO);
+        metrics.observe_pacer_wait(Duration::ZERO, OWN_ACCOUNT);
         let mut text = String::new();
         prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
         assert!(text.contains(
-            r#"integration_response_operator_aws_calls_total{operation="GetIntegrationResponse",outcome="ok"} 1"#
+            r#"integration_response_operator_aws_calls_total{operation="GetIntegrationResponse",outcome="ok",account="self"} 1"#
         ));
         assert!(text.contains(r#"integration_response_operator_reconciles_total{result="ok"} 1"#));
         assert!(text.contains("integration_response_operator_reconcile_duration_seconds_count 1"));
-        assert!(text.contains("integration_response_operator_aws_pacer_wait_seconds_count 1"));
+        assert!(text.contains(r#"integration_response_operator_aws_pacer_wait_seconds_count{account="self"} 1"#));
         assert!(text.contains(r#"integration_response_operator_objects{state="stalled"} 0"#));
     }
 

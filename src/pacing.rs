@@ -35,6 +35,17 @@ impl Pacer {
         Self { bucket: None }
     }
 
+    /// A new, full pacer with the same rate and burst (one per account and region).
+    pub fn like(&self) -> Self {
+        match &self.bucket {
+            None => Self::unlimited(),
+            Some(bucket) => {
+                let bucket = bucket.lock().expect("pacer lock poisoned");
+                Self::new(bucket.per_second, bucket.burst as u32)
+            }
+        }
+    }
+
     /// Reserves one call and waits until it may be made. Returns the time spent waiting.
     pub async fn acquire(&self) -> Duration {
         let wait = match &self.bucket {

@@ -5,6 +5,7 @@ use crate::crd::{IntegrationResponseSpec, IntegrationResponseStatus};
 use crate::domain::{Changes, Desired, Observed, Target};
 use crate::failure::Failure;
 use crate::references::Referenced;
+use crate::roles::Identity;
 
 impl Target {
     /// Region: the spec's, else the referenced object's, else the one recorded in status when
@@ -17,6 +18,7 @@ impl Target {
         status: &IntegrationResponseStatus,
         default_region: Option<&str>,
         referenced: Option<&Referenced>,
+        identity: Identity,
     ) -> Result<Self, Failure> {
         let region = spec
             .region
@@ -39,8 +41,25 @@ impl Target {
             // The CRD's rules refuse this; an object stored before them could still hold it.
             return Err(Failure::stalled("InvalidSpec", "Set either apiId and integrationId, or integrationRef."));
         };
-        let target = Self { region: region.to_owned(), api_id, integration_id };
+        let target = Self { region: region.to_owned(), api_id, integration_id, identity };
         if status.integration_response_id.is_some() || status.claimed_key().is_some() {
+            let (was, now) = (status.account_id.as_deref(), target.identity.account_id());
+            if was != now {
+                let was = was.map_or("with the operator's own identity".to_owned(), |a| format!("in account {a}"));
+                let now = match &target.identity {
+                    Identity::Own => "the operator's own identity (no IAMRoleSelector selects it now)".to_owned(),
+                    Identity::Role(role) => format!("account {} (IAMRoleSelector {})", role.account_id, role.selector),
+                };
+                return Err(Failure::stalled(
+                    "ImmutableFieldChanged",
+                    format!(
+                        "The integration response was created {was}, but this namespace now uses {now}; a response \
+                         cannot move between accounts. Restore the IAMRoleSelector, or move it: set deletionPolicy: \
+                         Retain, delete this object, and create it again (with the adopt annotation if the response \
+                         should be taken over in the new account)."
+                    ),
+                ));
+            }
             let recorded = [
                 ("region", status.region.as_deref(), &target.region),
                 ("apiId", status.api_id.as_deref(), &target.api_id),
@@ -206,16 +225,23 @@ mod tests {
     fn region_comes_from_spec_then_status_then_default() {
         let mut spec = spec();
         let mut status = IntegrationResponseStatus::default();
-        assert_eq!(Target::resolve(&spec, &status, Some("eu-west-1"), None).unwrap().region, "eu-west-1");
+        assert_eq!(
+            Target::resolve(&spec, &status, Some("eu-west-1"), None, Identity::Own).unwrap().region,
+            "eu-west-1"
+        );
         status.region = Some("us-east-2".into());
-        assert_eq!(Target::resolve(&spec, &status, Some("eu-west-1"), None).unwrap().region, "us-east-2");
+        assert_eq!(
+            Target::resolve(&spec, &status, Some("eu-west-1"), None, Identity::Own).unwrap().region,
+            "us-east-2"
+        );
         spec.region = Some("us-east-2".into());
-        assert_eq!(Target::resolve(&spec, &status, None, None).unwrap().region, "us-east-2");
+        assert_eq!(Target::resolve(&spec, &status, None, None, Identity::Own).unwrap().region, "us-east-2");
     }
 
     #[test]
     fn no_region_anywhere_stalls() {
-        let failure = Target::resolve(&spec(), &IntegrationResponseStatus::default(), None, None).unwrap_err();
+        let failure =
+            Target::resolve(&spec(), &IntegrationResponseStatus::default(), None, None, Identity::Own).unwrap_err();
         assert!(failure.is_stalled());
         assert_eq!(failure.reason(), "RegionMissing");
     }
@@ -228,21 +254,29 @@ mod tests {
         let referenced =
             Referenced { api_id: "apiR".into(), integration_id: "intR".into(), region: Some("eu-west-1".into()) };
         let mut status = IntegrationResponseStatus::default();
-        let target = Target::resolve(&spec, &status, Some("us-east-1"), Some(&referenced)).unwrap();
-        assert_eq!(target, Target { region: "eu-west-1".into(), api_id: "apiR".into(), integration_id: "intR".into() });
+        let target = Target::resolve(&spec, &status, Some("us-east-1"), Some(&referenced), Identity::Own).unwrap();
+        assert_eq!(
+            target,
+            Target {
+                region: "eu-west-1".into(),
+                api_id: "apiR".into(),
+                integration_id: "intR".into(),
+                identity: Identity::Own
+            }
+        );
         status.integration_response_id = Some("irid".into());
         status.region = Some("eu-west-1".into());
         status.api_id = Some("apiR".into());
         status.integration_id = Some("intR".into());
         let moved = Referenced { integration_id: "intOther".into(), ..referenced.clone() };
-        let failure = Target::resolve(&spec, &status, None, Some(&moved)).unwrap_err();
+        let failure = Target::resolve(&spec, &status, None, Some(&moved), Identity::Own).unwrap_err();
         assert_eq!(failure.reason(), "ImmutableFieldChanged");
         assert!(
             failure.message().starts_with("spec.integrationRef now resolves to integrationId intOther, but the integration response was created with integrationId intR"),
             "{}",
             failure.message()
         );
-        assert_eq!(Target::resolve(&spec, &status, None, None).unwrap_err().reason(), "InvalidSpec");
+        assert_eq!(Target::resolve(&spec, &status, None, None, Identity::Own).unwrap_err().reason(), "InvalidSpec");
     }
 
     #[test]
@@ -254,7 +288,7 @@ mod tests {
             integration_id: Some("int1".into()),
             ..Default::default()
         };
-        let failure = Target::resolve(&spec(), &status, None, None).unwrap_err();
+        let failure = Target::resolve(&spec(), &status, None, None, Identity::Own).unwrap_err();
         assert_eq!(failure.reason(), "ImmutableFieldChanged");
         assert!(
             failure.message().contains("spec.apiId is api1, but the integration response was created with apiId api0"),

@@ -65,7 +65,12 @@ mod tests {
     use super::*;
 
     fn target() -> Target {
-        Target { region: "us-east-1".into(), api_id: "a".into(), integration_id: "i".into() }
+        Target {
+            region: "us-east-1".into(),
+            api_id: "a".into(),
+            integration_id: "i".into(),
+            identity: crate::roles::Identity::Own,
+        }
     }
 
     #[test]

@@ -39,6 +39,7 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
         claim_timeout: args.lease_duration * 2,
         allow_cluster_scoped_refs: args.allow_cluster_scoped_refs,
         reference_kinds: args.reference_kinds(),
+        require_role_selector: args.require_role_selector,
     };
     let ctx = Arc::new(Context::new(client.clone(), aws, events, settings, metrics.clone()));
 
@@ -75,6 +76,8 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     metrics.set_leader(true);
 
+    // Every object's identity depends on the selectors: none is reconciled before they are listed.
+    let _selectors = AbortOnDrop(controller::selectors::start(ctx.clone()).await);
     info!(?scope, %identity, default_region = args.default_region.as_deref(), resync = ?args.resync_period, "starting controller");
     let ready_state = admin_state.clone();
     let controllers = controller::run(ctx, scope, args.concurrency, shutdown.clone(), move || {
@@ -109,6 +112,15 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     info!("exiting");
     Ok(())
+}
+
+/// Stops a background task when the run ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
 }
 
 /// This process's name in Leases, Events and create claims: the pod name, else the host name,

@@ -11,6 +11,7 @@ use integration_response_operator::crd::ContentHandlingStrategy;
 use integration_response_operator::domain::{Changes, Desired, Target};
 use integration_response_operator::metrics::Metrics;
 use integration_response_operator::pacing::Pacer;
+use integration_response_operator::roles::Identity;
 use support::moto::Moto;
 
 async fn setup() -> (Moto, IntegrationResponses, Target, Arc<Metrics>) {
@@ -18,7 +19,7 @@ async fn setup() -> (Moto, IntegrationResponses, Target, Arc<Metrics>) {
     let (api_id, integration_id) = moto.websocket_integration().await;
     let metrics = Arc::new(Metrics::default());
     let clients = AwsClients::from_loader(moto.loader(), Arc::new(Pacer::new(50.0, 10)), metrics.clone()).await;
-    let target = Target { region: "us-east-1".into(), api_id, integration_id };
+    let target = Target { region: "us-east-1".into(), api_id, integration_id, identity: Identity::Own };
     (moto, clients.for_region("us-east-1"), target, metrics)
 }
 

@@ -46,6 +46,18 @@ fn committed_crd_matches_the_types() {
 }
 
 #[test]
+fn committed_role_selector_crd_matches_the_types() {
+    let path = "crds/iamroleselectors.apigatewayv2.aws.operator.rs.yaml";
+    let on_disk = std::fs::read_to_string(path).unwrap();
+    assert!(
+        on_disk == integration_response_operator::crd::role_selector_crd_yaml(),
+        "{path} is stale: run `cargo run --bin crdgen -- iamroleselectors > {path}` and commit it"
+    );
+    let crd: Value = serde_saphyr::from_str(&on_disk).unwrap();
+    assert_eq!(crd["spec"]["scope"], "Cluster", "only cluster administrators create selectors");
+}
+
+#[test]
 fn names_and_printer_columns_follow_the_contract() {
     let crd = committed();
     assert_eq!(crd["metadata"]["name"], "integrationresponses.apigatewayv2.aws.operator.rs");
@@ -230,4 +242,39 @@ fn every_example_parses_and_passes_the_crd_rules() {
         seen += 1;
     }
     assert!(seen >= 3, "the ids, ACK and Crossplane examples");
+}
+
+fn selector_cel(spec: Value) -> Result<(), Vec<String>> {
+    let text = std::fs::read_to_string("crds/iamroleselectors.apigatewayv2.aws.operator.rs.yaml").unwrap();
+    let crd: Value = serde_saphyr::from_str(&text).unwrap();
+    let schema = &crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"];
+    let object = json!({"apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1", "kind": "IAMRoleSelector",
+        "metadata": {"name": "team-a"}, "spec": spec});
+    kube::core::cel::Validator::new()
+        .validate(schema, &object, None)
+        .map_err(|errors| errors.into_vec().into_iter().map(|e| format!("{}: {}", e.field_path, e.message)).collect())
+}
+
+#[test]
+fn role_selectors_need_a_role_arn_and_some_namespaces() {
+    let valid = json!({"roleArn": "arn:aws:iam::111111111111:role/iro", "externalId": "team-a-secret",
+        "sessionName": "iro-team-a", "namespaceSelector": {"names": ["team-a"],
+        "matchExpressions": [{"key": "tenant", "operator": "Exists"}]}});
+    assert_eq!(selector_cel(valid.clone()), Ok(()));
+    let mut bad_arn = valid.clone();
+    bad_arn["roleArn"] = json!("arn:aws:iam::1111:user/x");
+    assert_eq!(
+        selector_cel(bad_arn),
+        Err(vec!["spec.roleArn: roleArn must be an IAM role ARN such as arn:aws:iam::111111111111:role/name".into()])
+    );
+    let mut nothing = valid.clone();
+    nothing["namespaceSelector"] = json!({});
+    assert_eq!(
+        selector_cel(nothing),
+        Err(vec!["spec.namespaceSelector: namespaceSelector needs names, matchLabels or matchExpressions".into()])
+    );
+    let mut in_without_values = valid;
+    in_without_values["namespaceSelector"]["matchExpressions"] = json!([{"key": "tenant", "operator": "In"}]);
+    let errors = selector_cel(in_without_values).unwrap_err();
+    assert!(errors[0].contains("In and NotIn need values"), "{errors:?}");
 }

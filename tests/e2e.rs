@@ -176,7 +176,7 @@ async fn invalid_specs_are_refused_at_apply_and_nothing_reaches_aws() {
     let cases = [
         (
             json!({"integrationId": stack.integration_id, "integrationResponseKey": "$default"}),
-            "spec.apiId: Required value",
+            "spec: Invalid value: \"object\": set either apiId and integrationId, or integrationRef, but not both",
         ),
         (
             json!({"apiId": stack.api_id, "integrationId": stack.integration_id, "integrationResponseKey": "foo"}),
@@ -469,4 +469,171 @@ async fn a_crossplane_integration_reference_is_followed_as_soon_as_it_is_ready()
         json!({"status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Synced", "status": "True"}]}});
     follows_the_reference(RefKind::CrossplaneNamespaced, integration, ready, "Crossplane Integration default/chat")
         .await;
+}
+
+/// A WebSocket API and MOCK integration made in moto's account `account`, through STS.
+async fn api_in_account(stack: &Stack, account: &str) -> (aws_sdk_apigatewayv2::Client, String, String) {
+    let config = stack.moto.loader().load().await;
+    let sts = aws_sdk_sts::Client::new(&config);
+    let assumed = sts
+        .assume_role()
+        .role_arn(format!("arn:aws:iam::{account}:role/iro"))
+        .role_session_name("test")
+        .send()
+        .await
+        .expect("moto assumes the role");
+    let credentials = assumed.credentials().unwrap();
+    let client = aws_sdk_apigatewayv2::Client::new(
+        &stack
+            .moto
+            .loader()
+            .credentials_provider(aws_sdk_apigatewayv2::config::Credentials::new(
+                credentials.access_key_id(),
+                credentials.secret_access_key(),
+                Some(credentials.session_token().to_owned()),
+                None,
+                "moto-assumed",
+            ))
+            .load()
+            .await,
+    );
+    let api = client
+        .create_api()
+        .name(format!("chat-{account}"))
+        .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::Websocket)
+        .route_selection_expression("$request.body.action")
+        .send()
+        .await
+        .unwrap();
+    let api_id = api.api_id().unwrap().to_owned();
+    let integration = client
+        .create_integration()
+        .api_id(&api_id)
+        .integration_type(aws_sdk_apigatewayv2::types::IntegrationType::Mock)
+        .send()
+        .await
+        .unwrap();
+    (client, api_id, integration.integration_id().unwrap().to_owned())
+}
+
+async fn responses_of(client: &aws_sdk_apigatewayv2::Client, api_id: &str, integration_id: &str) -> Vec<String> {
+    match client.get_integration_responses().api_id(api_id).integration_id(integration_id).send().await {
+        Ok(out) => out.items().iter().filter_map(|r| r.integration_response_id().map(str::to_owned)).collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+#[tokio::test]
+async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
+    use integration_response_operator::crd::IAMRoleSelector;
+    use k8s_openapi::api::core::v1::Namespace;
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let selectors_crd = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("crds/iamroleselectors.apigatewayv2.aws.operator.rs.yaml");
+    let stack = Stack::start_with_crds(true, &[&selectors_crd]).await;
+    let namespaces: Api<Namespace> = Api::all(stack.client.clone());
+    for (name, labels) in [
+        ("team-a", json!({})),
+        ("team-b", json!({"tenant": "b"})),
+        ("team-c", json!({})),
+        ("team-d", json!({"tenant": "b"})),
+    ] {
+        let namespace = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
+        namespaces.create(&Default::default(), &namespace).await.unwrap();
+    }
+    let selectors: Api<IAMRoleSelector> = Api::all(stack.client.clone());
+    for (name, account, namespace_selector) in [
+        ("team-a", "111111111111", json!({"names": ["team-a", "team-d"]})),
+        ("tenant-b", "222222222222", json!({"matchLabels": {"tenant": "b"}})),
+    ] {
+        let selector = serde_json::from_value(json!({
+            "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1", "kind": "IAMRoleSelector",
+            "metadata": {"name": name},
+            "spec": {"roleArn": format!("arn:aws:iam::{account}:role/iro"), "externalId": "shared-secret",
+                     "namespaceSelector": namespace_selector},
+        }))
+        .unwrap();
+        selectors.create(&Default::default(), &selector).await.unwrap();
+    }
+    let (client_a, api_a, integration_a) = api_in_account(&stack, "111111111111").await;
+    let (client_b, api_b, integration_b) = api_in_account(&stack, "222222222222").await;
+    let default_account = stack.moto.client().await;
+
+    let operator = stack.operator(&[("REQUIRE_ROLE_SELECTOR", "true")]);
+    let placed = |namespace: &str, api: &str, integration: &str| {
+        let mut object = support::integration_response("errors", api, integration);
+        object.metadata = kube::api::ObjectMeta {
+            name: Some("errors".into()),
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        };
+        object
+    };
+    let in_ns = |namespace: &str| -> Api<IntegrationResponse> { Api::namespaced(stack.client.clone(), namespace) };
+    for (namespace, api, integration) in [
+        ("team-a", &api_a, &integration_a),
+        ("team-b", &api_b, &integration_b),
+        ("team-c", &api_a, &integration_a),
+        ("team-d", &api_b, &integration_b),
+    ] {
+        in_ns(namespace).create(&Default::default(), &placed(namespace, api, integration)).await.unwrap();
+    }
+    for (namespace, account) in [("team-a", "111111111111"), ("team-b", "222222222222")] {
+        let api = in_ns(namespace);
+        let object = eventually(WAIT, &format!("{namespace}/errors to be Ready"), Some(&operator), || {
+            let api = api.clone();
+            async move { api.get("errors").await.ok().filter(ready) }
+        })
+        .await;
+        assert_eq!(object.status.unwrap().account_id.as_deref(), Some(account), "{namespace}");
+    }
+    // Each response is in its own account only.
+    assert_eq!(responses_of(&client_a, &api_a, &integration_a).await.len(), 1);
+    assert_eq!(responses_of(&client_b, &api_b, &integration_b).await.len(), 1);
+    assert_eq!(
+        responses_of(&default_account, &api_a, &integration_a).await,
+        Vec::<String>::new(),
+        "not in the default account"
+    );
+    for (namespace, reason) in [("team-c", "NoRoleSelector"), ("team-d", "AmbiguousRoleSelector")] {
+        let api = in_ns(namespace);
+        let message = eventually(WAIT, &format!("{namespace}/errors Stalled {reason}"), Some(&operator), || {
+            let api = api.clone();
+            async move {
+                let status = api.get("errors").await.ok()?.status?;
+                let stalled = status.condition("Stalled")?.clone();
+                (stalled.status == "True" && stalled.reason == reason).then_some(stalled.message)
+            }
+        })
+        .await;
+        assert!(message.contains(namespace), "{message}");
+    }
+    // The selectors say they work, and in which account.
+    for (name, account) in [("team-a", "111111111111"), ("tenant-b", "222222222222")] {
+        let selectors = selectors.clone();
+        let status = eventually(WAIT, &format!("selector {name} Ready"), Some(&operator), || {
+            let selectors = selectors.clone();
+            async move {
+                let status = selectors.get(name).await.ok()?.status?;
+                status.conditions.iter().any(|c| c.type_ == "Ready" && c.status == "True").then_some(status)
+            }
+        })
+        .await;
+        assert_eq!(status.account_id.as_deref(), Some(account));
+    }
+    // Deleting deletes in the account the response lives in.
+    in_ns("team-b").delete("errors", &DeleteParams::default()).await.unwrap();
+    let api = in_ns("team-b");
+    eventually(WAIT, "team-b/errors to be deleted", Some(&operator), || {
+        let api = api.clone();
+        async move { api.get_opt("errors").await.unwrap().is_none().then_some(()) }
+    })
+    .await;
+    assert_eq!(responses_of(&client_b, &api_b, &integration_b).await, Vec::<String>::new());
+    assert_eq!(responses_of(&client_a, &api_a, &integration_a).await.len(), 1, "the other tenant's is untouched");
+    let logs = operator.logs();
+    assert!(
+        !logs.contains("SessionToken") && !logs.contains("shared-secret"),
+        "no credentials or external ids in logs"
+    );
 }

@@ -435,6 +435,8 @@ async fn exported_for_observing_then_differing_then_managed() {
     assert_eq!(in_aws[0].response_templates().unwrap()["application/json"], "{\"v\": 2}");
     assert_eq!(
         aws_writes(&operator).await,
-        [r#"integration_response_operator_aws_calls_total{operation="UpdateIntegrationResponse",outcome="ok"} 1"#]
+        [
+            r#"integration_response_operator_aws_calls_total{operation="UpdateIntegrationResponse",outcome="ok",account="self"} 1"#
+        ]
     );
 }

@@ -429,9 +429,9 @@ async fn every_alert_and_panel_names_only_series_the_running_operator_exports() 
 fn an_expression_naming_what_the_operator_does_not_export_is_reported() {
     let mut registry = Registry::default();
     let metrics = Arc::new(Metrics::register(&mut registry));
-    metrics.count_aws_call("GetIntegrationResponse", "throttled");
+    metrics.count_aws_call("GetIntegrationResponse", "throttled", "self");
     metrics.observe_reconcile("ok", Duration::from_millis(3));
-    metrics.observe_pacer_wait(Duration::ZERO);
+    metrics.observe_pacer_wait(Duration::ZERO, "self");
     metrics.set_object_state("default/a", Some(ObjectState::Stalled));
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();

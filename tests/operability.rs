@@ -159,7 +159,7 @@ async fn metrics_move_with_the_work_done() {
     assert!(after.contains(r#"integration_response_operator_objects{state="ready"} 1"#), "{after}");
     assert!(
         after.contains(
-            r#"integration_response_operator_aws_calls_total{operation="CreateIntegrationResponse",outcome="ok"} 1"#
+            r#"integration_response_operator_aws_calls_total{operation="CreateIntegrationResponse",outcome="ok",account="self"} 1"#
         ),
         "{after}"
     );

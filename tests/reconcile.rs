@@ -419,6 +419,7 @@ async fn one_process_sends_one_mutation_per_api_at_a_time() {
         region: "us-east-1".into(),
         api_id: API.into(),
         integration_id: integration.into(),
+        identity: integration_response_operator::roles::Identity::Own,
     };
 
     // One process: its creates on one API take turns, so AWS never sees them overlap.
@@ -690,7 +691,12 @@ async fn snapshots_are_shared_per_integration_until_they_expire_or_a_write_drops
     let second = aws.insert_foreign(API, INTEGRATION, "/2/");
     let clients = AwsClients::fixed(aws.client(), Arc::new(Pacer::unlimited()), Arc::new(Metrics::default()));
     let calls = clients.for_region("us-east-1");
-    let target = Target { region: "us-east-1".into(), api_id: API.into(), integration_id: INTEGRATION.into() };
+    let target = Target {
+        region: "us-east-1".into(),
+        api_id: API.into(),
+        integration_id: INTEGRATION.into(),
+        identity: integration_response_operator::roles::Identity::Own,
+    };
     let snapshots = Snapshots::new(Duration::from_secs(60));
 
     let a = snapshots.fingerprint(&calls, &target, &first).await.unwrap();
@@ -1545,4 +1551,80 @@ async fn a_cluster_scoped_reference_is_followed_only_with_the_flag() {
     let stored = allowed.aws.only_response();
     assert_eq!((stored.api_id.as_str(), stored.integration_id.as_str()), (API, INTEGRATION));
     assert_eq!(allowed.condition("Ready").0, "True");
+}
+
+// IAMRoleSelectors: which account reconciles which namespace.
+
+fn role_selector(
+    name: &str,
+    account: &str,
+    namespaces: &[&str],
+) -> integration_response_operator::crd::IAMRoleSelector {
+    serde_json::from_value(json!({
+        "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1", "kind": "IAMRoleSelector",
+        "metadata": {"name": name},
+        "spec": {"roleArn": format!("arn:aws:iam::{account}:role/iro"), "namespaceSelector": {"names": namespaces}},
+    }))
+    .unwrap()
+}
+
+#[tokio::test]
+async fn a_selected_namespace_records_the_roles_account_and_it_may_not_change() {
+    let h = Harness::new(Harness::ready_integration());
+    h.ctx.role_selectors.replace(vec![role_selector("team", "111111111111", &["default"])]);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    assert_eq!(h.status().account_id.as_deref(), Some("111111111111"));
+    assert_eq!(h.condition("Ready").0, "True");
+
+    // The namespace is given to another account: the response cannot follow.
+    h.ctx.role_selectors.replace(vec![role_selector("other", "222222222222", &["default"])]);
+    h.kube.edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": "{}"}));
+    h.aws.clear_calls();
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let (_, reason, message) = h.condition("Stalled");
+    assert_eq!(reason, "ImmutableFieldChanged");
+    assert!(
+        message.starts_with("The integration response was created in account 111111111111, but this namespace now uses account 222222222222 (IAMRoleSelector other)"),
+        "{message}"
+    );
+    assert_eq!(h.aws.calls(), Vec::<String>::new());
+
+    // Deleting it needs the recorded account's role: without it the finalizer stays.
+    h.kube.request_deletion();
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.failure().map(|f| f.reason()), Some("RoleSelectorGone"));
+    assert!(h.kube.object().is_some(), "the finalizer stays");
+    assert_eq!(h.aws.responses().len(), 1, "nothing deleted in the wrong account");
+    h.ctx.role_selectors.replace(vec![role_selector("team", "111111111111", &["default"])]);
+    h.reconcile().await.unwrap();
+    assert!(h.aws.responses().is_empty());
+    assert!(h.kube.object().is_none());
+}
+
+#[tokio::test]
+async fn no_selector_with_the_requirement_or_two_selectors_stall_before_aws() {
+    let h = Harness::new(Harness::ready_integration());
+    let ctx = support::context_with_settings(&h.kube, &h.aws, "test", |s| s.require_role_selector = true);
+    let h = Harness { ctx, kube: h.kube.clone(), aws: h.aws.clone() };
+    h.reconcile().await.unwrap();
+    let (err, delay) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    assert!(delay >= Duration::from_secs(540));
+    let (_, reason, message) = h.condition("Stalled");
+    assert_eq!(reason, "NoRoleSelector");
+    assert!(message.contains("No IAMRoleSelector selects namespace default"), "{message}");
+
+    h.ctx.role_selectors.replace(vec![
+        role_selector("b", "222222222222", &["default"]),
+        role_selector("a", "111111111111", &["default", "other"]),
+    ]);
+    h.kube.edit_spec(|spec| spec["responseTemplates"] = json!({"application/json": "{}"}));
+    h.fail_and_requeue().await;
+    let (_, reason, message) = h.condition("Stalled");
+    assert_eq!(reason, "AmbiguousRoleSelector");
+    assert!(message.starts_with("IAMRoleSelectors a and b both select namespace default"), "{message}");
+    assert_eq!(h.aws.calls(), Vec::<String>::new());
+    assert_eq!(h.status().account_id, None);
 }

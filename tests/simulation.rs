@@ -187,6 +187,7 @@ impl Instance {
             claim_timeout: std::time::Duration::from_secs(3600),
             allow_cluster_scoped_refs: false,
             reference_kinds: Vec::new(),
+            require_role_selector: false,
         };
         let ctx = Arc::new(Context::new(kube, clients, events, settings, metrics));
         Self {

@@ -105,7 +105,7 @@ impl Run<'_, '_> {
     async fn converge(&mut self) -> Result<String> {
         let target = referenced::target(self.ctx, self.obj, self.status).await?;
         let desired = Desired::from_spec(&self.obj.spec);
-        let aws = self.ctx.aws.for_region(&target.region);
+        let aws = self.ctx.aws.for_target(&target).await;
 
         // A response found while observing is someone else's until adopted.
         if self.status.observed_only
@@ -378,6 +378,7 @@ impl Run<'_, '_> {
     }
 
     fn record_target(&mut self, target: &Target) {
+        self.status.account_id = target.identity.account_id().map(str::to_owned);
         self.status.region = Some(target.region.clone());
         self.status.api_id = Some(target.api_id.clone());
         self.status.integration_id = Some(target.integration_id.clone());

@@ -101,8 +101,9 @@ async fn delete_in_aws(
             Some(integration_id) => integration_id,
             None => return Ok(None),
         },
+        identity: super::accounts::identity_for_cleanup(ctx, obj, status).await?,
     };
-    let aws = ctx.aws.for_region(&target.region);
+    let aws = ctx.aws.for_target(&target).await;
     let id = match (&status.integration_response_id, status.claimed_key()) {
         (Some(id), _) => id.clone(),
         // A create was sent but its id never recorded: it may exist under the pending key.

@@ -1,6 +1,7 @@
 //! The reconcile loop: a finalizer wraps an apply path and a cleanup path; failures become
 //! conditions, Events and per-object retry delays.
 
+mod accounts;
 mod apply;
 mod cleanup;
 mod events;
@@ -8,6 +9,7 @@ mod finalizer;
 mod observe;
 mod owners;
 mod referenced;
+pub mod selectors;
 mod status;
 
 pub use events::EventRecorder;
@@ -52,6 +54,9 @@ pub struct Settings {
     pub allow_cluster_scoped_refs: bool,
     /// Kinds whose objects spec.integrationRef may name and the operator watches.
     pub reference_kinds: Vec<crate::references::RefKind>,
+    /// Objects of namespaces no IAMRoleSelector selects are Stalled instead of reconciled with
+    /// the operator's own identity.
+    pub require_role_selector: bool,
 }
 
 /// Shared by every reconcile.
@@ -65,6 +70,8 @@ pub struct Context {
     pub(crate) snapshots: Snapshots,
     /// Which watched object records or is creating which response (fed by the watch).
     pub owners: Owners,
+    /// The IAMRoleSelectors (fed by their watch).
+    pub role_selectors: crate::roles::RoleSelectors,
     /// Objects whose last attempt failed because AWS as a whole did not answer (throttling,
     /// 5xx, network): woken together when it answers again (see [`crate::recovery`]).
     waiting_on_aws: std::sync::Mutex<HashSet<ObjectRef<IntegrationResponse>>>,
@@ -90,6 +97,7 @@ impl Context {
             attempts: Attempts::default(),
             snapshots,
             owners: Owners::default(),
+            role_selectors: crate::roles::RoleSelectors::default(),
             waiting_on_aws: std::sync::Mutex::default(),
         }
     }
@@ -371,7 +379,7 @@ async fn probe_while_aws_is_down(ctx: Arc<Context>) {
             continue;
         }
         if let Some((region, target)) = health.probe_target() {
-            let _ = ctx.aws.for_region(&region).probe(&target).await;
+            let _ = ctx.aws.for_identity(&region, &target.identity).await.probe(&target).await;
         }
     }
 }

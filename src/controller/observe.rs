@@ -87,7 +87,7 @@ async fn look(
 ) -> Result<Option<Observed>> {
     let target = referenced::target(ctx, obj, status).await?;
     let desired = Desired::from_spec(&obj.spec);
-    let aws = ctx.aws.for_region(&target.region);
+    let aws = ctx.aws.for_target(&target).await;
     if let Some(id) = status.integration_response_id.clone() {
         // A resync of an object in sync: one shared read per integration, as under Manage.
         if in_sync_at_this_generation(obj) {
@@ -142,6 +142,7 @@ async fn look(
 }
 
 fn record_target(status: &mut IntegrationResponseStatus, target: &Target) {
+    status.account_id = target.identity.account_id().map(str::to_owned);
     status.region = Some(target.region.clone());
     status.api_id = Some(target.api_id.clone());
     status.integration_id = Some(target.integration_id.clone());

@@ -37,7 +37,8 @@ pub async fn target(
             .await?,
         ),
     };
-    Target::resolve(&obj.spec, status, ctx.settings.default_region.as_deref(), referenced.as_ref())
+    let identity = super::accounts::identity(ctx, obj).await?;
+    Target::resolve(&obj.spec, status, ctx.settings.default_region.as_deref(), referenced.as_ref(), identity)
 }
 
 /// How often a kind that is not installed is looked for again (a CRD installed later, by the

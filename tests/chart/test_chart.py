@@ -12,6 +12,7 @@ import yaml
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "integration-response-operator"
 CRD = "integrationresponses.apigatewayv2.aws.operator.rs.yaml"
+CRDS = [CRD, "iamroleselectors.apigatewayv2.aws.operator.rs.yaml"]
 HELM = os.environ.get("HELM", "helm")
 
 VALUE_SETS = {
@@ -108,6 +109,12 @@ EXPECTED_RULES = [
     (["apigatewayv2.aws.operator.rs"], ["integrationresponses/finalizers"], ["update"]),
     (["events.k8s.io"], ["events"], ["create", "patch"]),
 ]
+# Cluster-scoped, so always a ClusterRole: read the selectors, write their status, read namespaces' labels.
+SELECTOR_RULES = [
+    (["apigatewayv2.aws.operator.rs"], ["iamroleselectors"], ["get", "list", "watch"]),
+    (["apigatewayv2.aws.operator.rs"], ["iamroleselectors/status"], ["patch"]),
+    ([""], ["namespaces"], ["get"]),
+]
 ACK_RULE = (["apigatewayv2.services.k8s.aws"], ["integrations", "apis"], ["get", "list", "watch"])
 CROSSPLANE_RULE = (["apigatewayv2.aws.m.upbound.io"], ["integrations"], ["get", "list", "watch"])
 
@@ -118,9 +125,10 @@ def rules(role):
 
 def test_rbac_is_least_privilege_and_cluster_wide_by_default():
     docs = render([])
-    [role] = by_kind(docs, "ClusterRole")
+    role, selectors = by_kind(docs, "ClusterRole")
     assert rules(role) == EXPECTED_RULES + [ACK_RULE, CROSSPLANE_RULE]
-    [binding] = by_kind(docs, "ClusterRoleBinding")
+    assert rules(selectors) == SELECTOR_RULES
+    binding, _ = by_kind(docs, "ClusterRoleBinding")
     assert binding["subjects"][0]["namespace"] == "operators"
 
 
@@ -150,22 +158,28 @@ def test_one_replica_runs_without_election_and_never_side_by_side():
 
 def test_rbac_is_namespaced_when_the_watch_is():
     docs = render(VALUE_SETS["namespaced"])
-    assert not by_kind(docs, "ClusterRole") and not by_kind(docs, "ClusterRoleBinding")
+    # Only the selectors' (cluster-scoped) rules stay cluster-wide.
+    [cluster_role] = by_kind(docs, "ClusterRole")
+    assert rules(cluster_role) == SELECTOR_RULES
+    assert len(by_kind(docs, "ClusterRoleBinding")) == 1
     roles = [r for r in by_kind(docs, "Role") if not r["metadata"]["name"].endswith("leader-election")]
     assert sorted(r["metadata"]["namespace"] for r in roles) == ["team-a", "team-b"]
     assert all(rules(r) == EXPECTED_RULES + [ACK_RULE, CROSSPLANE_RULE] for r in roles)
     assert sorted(b["metadata"]["namespace"] for b in by_kind(docs, "RoleBinding")) == ["team-a", "team-b"]
 
 
-def test_templated_crd_is_kept_on_uninstall_and_matches_the_file():
-    [crd] = by_kind(render(VALUE_SETS["templated-crd"]), "CustomResourceDefinition")
-    assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
-    original = yaml.safe_load((ROOT / "crds" / CRD).read_text())
-    assert crd["spec"] == original["spec"]
+def test_templated_crds_are_kept_on_uninstall_and_match_the_files():
+    crds = by_kind(render(VALUE_SETS["templated-crd"]), "CustomResourceDefinition")
+    assert len(crds) == len(CRDS)
+    for crd, name in zip(crds, CRDS):
+        assert crd["metadata"]["annotations"]["helm.sh/resource-policy"] == "keep"
+        original = yaml.safe_load((ROOT / "crds" / name).read_text())
+        assert crd["spec"] == original["spec"]
 
 
-def test_chart_crd_is_the_generated_crd():
-    assert filecmp.cmp(ROOT / "crds" / CRD, CHART / "crds" / CRD, shallow=False), "run: cp crds/*.yaml charts/integration-response-operator/crds/"
+@pytest.mark.parametrize("name", CRDS)
+def test_chart_crds_are_the_generated_crds(name):
+    assert filecmp.cmp(ROOT / "crds" / name, CHART / "crds" / name, shallow=False), "run: cp crds/*.yaml charts/integration-response-operator/crds/"
 
 
 @pytest.mark.parametrize("setting,message", [
@@ -272,6 +286,22 @@ def test_iam_policy_grants_only_integration_response_calls():
     assert statement["Effect"] == "Allow"
     assert sorted(statement["Action"]) == ["apigateway:DELETE", "apigateway:GET", "apigateway:PATCH", "apigateway:POST"]
     assert all("/integrationresponses" in r for r in statement["Resource"])
+
+
+def test_multi_account_iam_is_assume_role_only_and_the_trust_needs_the_external_id():
+    import json
+    operator = json.loads((ROOT / "deploy" / "iam-policy-assume-roles.json").read_text())
+    [statement] = operator["Statement"]
+    assert statement["Action"] == ["sts:AssumeRole"]
+    assert all(r.startswith("arn:aws:iam::*:role/") for r in statement["Resource"])
+    trust = json.loads((ROOT / "deploy" / "iam-tenant-role-trust-policy.json").read_text())
+    [statement] = trust["Statement"]
+    assert statement["Action"] == "sts:AssumeRole"
+    assert statement["Principal"]["AWS"].endswith(":role/integration-response-operator")
+    assert "sts:ExternalId" in statement["Condition"]["StringEquals"]
+    selector = yaml.safe_load((ROOT / "deploy" / "iam-role-selector-example.yaml").read_text())
+    assert selector["kind"] == "IAMRoleSelector"
+    assert selector["spec"]["roleArn"].endswith(":role/integration-response-operator")
 
 
 # Monitoring: the PrometheusRule and the Grafana dashboard ConfigMap (issue 14). tests/monitoring.rs
@@ -422,7 +452,7 @@ def test_one_place_holds_the_version():
 def test_reference_kinds_are_read_only_and_each_switchable(ack, crossplane, granted, references):
     docs = render(["--set", f"references.ack.enabled={str(ack).lower()}",
                    "--set", f"references.crossplane.enabled={str(crossplane).lower()}"])
-    [role] = by_kind(docs, "ClusterRole")
+    role, _ = by_kind(docs, "ClusterRole")
     assert rules(role) == EXPECTED_RULES + granted
     env = env_of(docs)
     assert env["REFERENCES"] == references
@@ -432,12 +462,11 @@ def test_reference_kinds_are_read_only_and_each_switchable(ack, crossplane, gran
 def test_cluster_scoped_crossplane_references_need_their_own_switch_and_a_cluster_role():
     docs = render(VALUE_SETS["cluster-scoped-references"])
     assert env_of(docs)["ALLOW_CLUSTER_SCOPED_REFS"] == "true"
-    [cluster_role] = by_kind(docs, "ClusterRole")
+    [cluster_role] = [r for r in by_kind(docs, "ClusterRole") if rules(r) != SELECTOR_RULES]
     assert cluster_role["metadata"]["name"].endswith("cluster-scoped-references")
     assert rules(cluster_role) == [(["apigatewayv2.aws.upbound.io"], ["integrations"], ["get", "list", "watch"])]
-    [binding] = by_kind(docs, "ClusterRoleBinding")
-    assert binding["roleRef"]["name"] == cluster_role["metadata"]["name"]
+    assert any(b["roleRef"]["name"] == cluster_role["metadata"]["name"] for b in by_kind(docs, "ClusterRoleBinding"))
     # Not without Crossplane references at all.
     off = render(VALUE_SETS["cluster-scoped-references"] + ["--set", "references.crossplane.enabled=false"])
-    assert not by_kind(off, "ClusterRole")
+    assert [rules(r) for r in by_kind(off, "ClusterRole")] == [SELECTOR_RULES]
     assert env_of(off)["ALLOW_CLUSTER_SCOPED_REFS"] == "false"

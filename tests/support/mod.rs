@@ -55,6 +55,7 @@ pub fn context_with_settings(
         claim_timeout: Duration::from_secs(30),
         allow_cluster_scoped_refs: false,
         reference_kinds: integration_response_operator::references::RefKind::ALL.to_vec(),
+        require_role_selector: false,
     };
     edit(&mut settings);
     Arc::new(Context::new(kube.client(), clients, events, settings, metrics))

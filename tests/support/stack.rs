@@ -66,6 +66,8 @@ impl Stack {
             .env("PATH", std::env::var("PATH").unwrap_or_default())
             .env("KUBECONFIG", self.dir.join("kubeconfig"))
             .env("AWS_ENDPOINT_URL_APIGATEWAYV2", &self.moto.endpoint)
+            // IAMRoleSelectors' roles are assumed with moto's STS.
+            .env("AWS_ENDPOINT_URL_STS", &self.moto.endpoint)
             .env("AWS_ACCESS_KEY_ID", "testing")
             .env("AWS_SECRET_ACCESS_KEY", "testing")
             .env("AWS_REGION", "us-east-1")

@@ -219,10 +219,10 @@ async fn lists_page_with_limit_and_continue() {
 #[tokio::test]
 async fn the_schema_refuses_bad_objects_with_the_servers_messages() {
     let (_e, api) = start().await;
-    let missing = object("a", json!({"integrationId": "i1", "integrationResponseKey": "$default"}));
+    let missing = object("a", json!({"apiId": "a1", "integrationId": "i1"}));
     let (code, message) = api_error(api.create(&PostParams::default(), &missing).await.unwrap_err());
     assert_eq!(code, 422);
-    assert!(message.contains("spec.apiId: Required value"), "{message}");
+    assert!(message.contains("spec.integrationResponseKey: Required value"), "{message}");
 
     let mut bad_enum = spec();
     bad_enum["contentHandlingStrategy"] = json!("BOGUS");

@@ -183,7 +183,8 @@ async fn explain_prints_the_crd_field_descriptions() {
     let spec = stack.ok(&["explain", "integrationresponses.spec"], None).await;
     assert!(spec.contains("KIND:       IntegrationResponse"), "{spec}");
     assert!(spec.contains("An API Gateway V2 integration response on a WebSocket API's non-proxy"), "{spec}");
-    assert!(spec.contains("apiId\t<string> -required-"), "{spec}");
+    assert!(spec.contains("integrationResponseKey\t<string> -required-"), "{spec}");
+    assert!(spec.contains("apiId\t<string>\n"), "{spec}");
     assert!(spec.contains("Id of the WebSocket API that holds the integration. Immutable."), "{spec}");
     assert!(spec.contains("enum: CONVERT_TO_BINARY, CONVERT_TO_TEXT"), "{spec}");
     let conditions = stack.ok(&["explain", "apigwir.status.conditions.reason"], None).await;

@@ -1,0 +1,125 @@
+//! IAMRoleSelectors: watched into the context (which identity reconciles which namespace), and
+//! each one's status kept: whether its role can be assumed, and the account it acts in.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::jiff::{Timestamp, Unit};
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::watcher;
+use kube::{Client, ResourceExt};
+use serde_json::json;
+use tracing::{info, warn};
+
+use super::Context;
+use crate::conditions::{self, Phase};
+use crate::crd::{FIELD_MANAGER, IAMRoleSelector, IAMRoleSelectorStatus};
+use crate::roles::{self, Identity};
+
+/// How often a selector's role is assumed again to refresh its Ready condition.
+const RECHECK: Duration = Duration::from_secs(600);
+/// How often a cluster without the IAMRoleSelector CRD is checked for it.
+const INSTALL_CHECK: Duration = Duration::from_secs(30);
+
+/// Starts watching selectors; returns once they are listed (at once when the CRD is not
+/// installed: no selector, every object uses the operator's own identity, until it is). The
+/// returned task runs until dropped.
+pub async fn start(ctx: Arc<Context>) -> tokio::task::JoinHandle<()> {
+    let api: Api<IAMRoleSelector> = Api::all(ctx.client.clone());
+    let installed = installed(&api).await;
+    let (synced_tx, synced_rx) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        if !installed {
+            info!("the IAMRoleSelector CRD is not installed: every object uses the operator's own AWS identity");
+            while !self::installed(&api).await {
+                tokio::time::sleep(INSTALL_CHECK).await;
+            }
+        }
+        let controller = Controller::new(api, watcher::Config::default().any_semantic());
+        ctx.role_selectors.follow(controller.store());
+        let store = controller.store();
+        let mut synced = Some(synced_tx);
+        let waiting = async move {
+            let _ = store.wait_until_ready().await;
+            info!(selectors = store.state().len(), "IAMRoleSelectors listed");
+            if let Some(synced) = synced.take() {
+                let _ = synced.send(());
+            }
+        };
+        let running = controller.run(check, |_, _, _| Action::requeue(RECHECK), ctx).for_each(|_| async {});
+        futures::join!(waiting, running);
+    });
+    if installed {
+        let _ = synced_rx.await;
+    }
+    task
+}
+
+async fn installed(api: &Api<IAMRoleSelector>) -> bool {
+    match api.list(&ListParams::default().limit(1)).await {
+        Ok(_) => true,
+        Err(kube::Error::Api(status)) if status.code == 404 => false,
+        Err(err) => {
+            warn!(%err, "cannot list IAMRoleSelectors; treating the kind as not installed for now");
+            false
+        }
+    }
+}
+
+/// Assumes the selector's role and records whether that worked, and the account.
+async fn check(selector: Arc<IAMRoleSelector>, ctx: Arc<Context>) -> Result<Action, kube::Error> {
+    let identity = roles::choose_for(&selector);
+    let region = ctx.settings.default_region.clone().unwrap_or_else(|| "us-east-1".into());
+    let (phase, account) = match identity {
+        Err(failure) => (Phase::from_failure(&failure), None),
+        Ok(Identity::Own) => unreachable!("a selector always names a role"),
+        Ok(Identity::Role(role)) => match ctx.aws.caller_account(&region, &role).await {
+            Ok(account) if account == role.account_id => {
+                (Phase::Ready { message: format!("Assumed {} (account {account}).", role.arn) }, Some(account))
+            }
+            Ok(account) => (
+                Phase::Stalled {
+                    reason: "AccountMismatch",
+                    message: format!("Assumed {}, but STS reports account {account}.", role.arn),
+                },
+                None,
+            ),
+            Err(err) => (
+                Phase::Stalled {
+                    reason: "AssumeRoleFailed",
+                    message: format!(
+                        "Could not assume {} ({}); check its trust policy and the operator's sts:AssumeRole permission.",
+                        role.arn, err.message
+                    ),
+                },
+                None,
+            ),
+        },
+    };
+    let previous = selector.status.clone().unwrap_or_default();
+    let now = Timestamp::now().round(Unit::Second).unwrap_or_else(|_| Timestamp::now()).to_string();
+    let status = IAMRoleSelectorStatus {
+        account_id: account,
+        observed_generation: selector.metadata.generation,
+        conditions: conditions::next(&previous.conditions, &phase, selector.metadata.generation, &now)
+            .into_iter()
+            .filter(|c| c.type_ == conditions::READY)
+            .collect(),
+    };
+    if status != previous {
+        write_status(&ctx.client, &selector.name_any(), &status).await?;
+    }
+    Ok(Action::requeue(RECHECK))
+}
+
+async fn write_status(client: &Client, name: &str, status: &IAMRoleSelectorStatus) -> Result<(), kube::Error> {
+    let api: Api<IAMRoleSelector> = Api::all(client.clone());
+    let patch = json!({
+        "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1",
+        "kind": "IAMRoleSelector",
+        "status": status,
+    });
+    api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await.map(|_| ())
+}
