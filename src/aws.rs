@@ -131,9 +131,35 @@ impl AwsError {
             SdkError::ConstructionFailure(_) => {
                 (ErrorKind::BadRequest, format!("request could not be built: {}", source_text(&err)), None)
             }
-            _ => (ErrorKind::Network, source_text(&err), None),
+            // An assumed role's credentials refused by STS arrive as a dispatch failure: it is
+            // a permission problem, not AWS being unreachable (which would start outage probing).
+            _ => {
+                let text = source_text(&err);
+                match aws_error_code(&text).filter(|_| text.contains("loading credentials")) {
+                    Some(code) => (ErrorKind::AccessDenied, format!("{CREDENTIALS_REFUSED}{code}"), None),
+                    None => (ErrorKind::Network, text, None),
+                }
+            }
         };
         Self { kind, operation, message, request_id }
+    }
+}
+
+/// How an AwsError's message starts when STS refused the credentials (an assumed role).
+pub const CREDENTIALS_REFUSED: &str = "could not obtain credentials: ";
+
+/// `Code: message` of the AWS error inside an SDK error's full text (the credentials provider's
+/// failure arrives wrapped in a dispatch failure), without the volatile rest.
+pub fn aws_error_code(text: &str) -> Option<String> {
+    let quoted = |key: &str| {
+        let start = text.find(key)? + key.len();
+        let end = text[start..].find('"')?;
+        Some(text[start..start + end].to_owned())
+    };
+    let code = quoted("code: Some(\"").or_else(|| quoted("code: \""))?;
+    match quoted("message: Some(\"").or_else(|| quoted("message: \"")) {
+        Some(message) => Some(format!("{code}: {message}")),
+        None => Some(code),
     }
 }
 
@@ -607,6 +633,45 @@ mod tests {
         assert!(!waiting.is_finished(), "a second mutation of api1 waits for the first");
         drop(first);
         tokio::time::timeout(Duration::from_secs(1), waiting).await.expect("released").unwrap();
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn one_accounts_throttling_does_not_delay_another_accounts_calls() {
+        let client = Client::from_conf(
+            aws_sdk_apigatewayv2::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .build(),
+        );
+        let clients = AwsClients::fixed(client, Arc::new(Pacer::new(1.0, 1)), Arc::new(Metrics::default()));
+        let busy = clients.pacer_for("111111111111", "us-east-1");
+        // Account 111111111111 spends its token and queues five more calls: 5 s of waiting.
+        assert_eq!(busy.acquire().await, Duration::ZERO);
+        let queued: Vec<_> = (0..5)
+            .map(|_| {
+                tokio::spawn({
+                    let busy = busy.clone();
+                    async move { busy.acquire().await }
+                })
+            })
+            .collect();
+        tokio::task::yield_now().await;
+        // Another account, and the same account in another region, go at once.
+        let started = tokio::time::Instant::now();
+        assert_eq!(clients.pacer_for("222222222222", "us-east-1").acquire().await, Duration::ZERO);
+        assert_eq!(clients.pacer_for("111111111111", "eu-west-1").acquire().await, Duration::ZERO);
+        assert_eq!(clients.pacer_for(OWN_ACCOUNT, "us-east-1").acquire().await, Duration::ZERO);
+        assert_eq!(started.elapsed(), Duration::ZERO);
+        let mut waits = Vec::new();
+        for call in queued {
+            waits.push(call.await.unwrap());
+        }
+        waits.sort();
+        assert_eq!(waits.last().copied(), Some(Duration::from_secs(5)), "the busy account waits for its own tokens");
+        assert!(
+            Arc::ptr_eq(&busy, &clients.pacer_for("111111111111", "us-east-1")),
+            "one pacer per account and region"
+        );
     }
 
     #[tokio::test]

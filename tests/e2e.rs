@@ -389,9 +389,14 @@ async fn reason_of(stack: &Stack, name: &str) -> Option<String> {
 /// created and its status set to `usable`, it becomes Ready on the stack's integration, woken by
 /// the watch on that kind; when both are deleted, the response goes from AWS.
 async fn follows_the_reference(kind: RefKind, integration: serde_json::Value, usable: serde_json::Value, waits: &str) {
-    let fixture = fixture(if kind.is_ack() { "ack-integrations.yaml" } else { "crossplane-integrations.yaml" });
+    let fixture = fixture(match kind {
+        RefKind::Ack => "ack-integrations.yaml",
+        RefKind::Crossplane => "crossplane-cluster-integrations.yaml",
+        RefKind::CrossplaneNamespaced => "crossplane-integrations.yaml",
+    });
     let stack = Stack::start_with_crds(true, &[&fixture]).await;
-    let operator = stack.operator(&[]);
+    let allow = if kind.namespaced() { "false" } else { "true" };
+    let operator = stack.operator(&[("ALLOW_CLUSTER_SCOPED_REFS", allow)]);
     stack.apply(&referencing(&stack, "via", &kind.api_version(), "chat")).await;
     eventually(WAIT, "waiting for its reference", Some(&operator), || async {
         (reason_of(&stack, "via").await.as_deref() == Some("ReferenceNotReady")).then_some(())
@@ -401,8 +406,11 @@ async fn follows_the_reference(kind: RefKind, integration: serde_json::Value, us
     assert_eq!(message, format!("Waiting for {waits}: waiting for it to be created."));
 
     // The other controller makes its Integration and, later, reports it usable.
-    let integrations: Api<kube::api::DynamicObject> =
-        Api::namespaced_with(stack.client.clone(), "default", &kind.integrations());
+    let integrations: Api<kube::api::DynamicObject> = if kind.namespaced() {
+        Api::namespaced_with(stack.client.clone(), "default", &kind.integrations())
+    } else {
+        Api::all_with(stack.client.clone(), &kind.integrations())
+    };
     let ids = json!({"apiId": stack.api_id, "integrationId": stack.integration_id});
     let fill = |value: serde_json::Value| -> serde_json::Value {
         let text = value.to_string().replace("API_ID", ids["apiId"].as_str().unwrap());
@@ -444,17 +452,88 @@ async fn follows_the_reference(kind: RefKind, integration: serde_json::Value, us
     assert_eq!(warnings, Vec::<String>::new(), "waiting for a reference is not a failure");
 }
 
+/// As an Argo CD sync would: ACK's API and Integration (the Integration naming the API by
+/// reference) and two IntegrationResponses, all applied at once. The test then acts as ACK: a few
+/// seconds later it writes the ids of the API and integration made in moto into their status.
 #[tokio::test]
-async fn an_ack_integration_reference_is_followed_as_soon_as_it_is_synced() {
+async fn objects_applied_with_acks_api_and_integration_are_ready_once_ack_has_synced_them() {
     let _serial = ONE_AT_A_TIME.lock().await;
-    let integration = json!({
+    let fixtures = [fixture("ack-integrations.yaml"), fixture("ack-apis.yaml")];
+    let stack = Stack::start_with_crds(true, &[&fixtures[0], &fixtures[1]]).await;
+    let operator = stack.operator(&[]);
+    let ack = |plural: &str, kind: &str| {
+        Api::<kube::api::DynamicObject>::namespaced_with(
+            stack.client.clone(),
+            "default",
+            &kube::api::ApiResource {
+                group: "apigatewayv2.services.k8s.aws".into(),
+                version: "v1alpha1".into(),
+                api_version: "apigatewayv2.services.k8s.aws/v1alpha1".into(),
+                kind: kind.into(),
+                plural: plural.into(),
+            },
+        )
+    };
+    let (apis, integrations) = (ack("apis", "API"), ack("integrations", "Integration"));
+    let api = serde_json::from_value(json!({
+        "apiVersion": "apigatewayv2.services.k8s.aws/v1alpha1", "kind": "API",
+        "metadata": {"name": "chat-api"},
+        "spec": {"name": "chat", "protocolType": "WEBSOCKET", "routeSelectionExpression": "$request.body.action"},
+    }))
+    .unwrap();
+    let integration = serde_json::from_value(json!({
         "apiVersion": "apigatewayv2.services.k8s.aws/v1alpha1", "kind": "Integration",
         "metadata": {"name": "chat", "annotations": {"services.k8s.aws/region": "us-east-1"}},
-        "spec": {"apiID": "API_ID", "integrationType": "MOCK"},
-    });
-    let synced = json!({"status": {"integrationID": "INTEGRATION_ID",
-        "conditions": [{"type": "ACK.ResourceSynced", "status": "True"}]}});
-    follows_the_reference(RefKind::Ack, integration, synced, "ACK Integration default/chat").await;
+        "spec": {"apiRef": {"from": {"name": "chat-api"}}, "integrationType": "MOCK"},
+    }))
+    .unwrap();
+    apis.create(&Default::default(), &api).await.unwrap();
+    integrations.create(&Default::default(), &integration).await.unwrap();
+    let mut second = referencing(&stack, "via-ack-2", "apigatewayv2.services.k8s.aws/v1alpha1", "chat");
+    second.spec.integration_response_key = "$default".into();
+    stack.apply(&referencing(&stack, "via-ack", "apigatewayv2.services.k8s.aws/v1alpha1", "chat")).await;
+    stack.apply(&second).await;
+    for name in ["via-ack", "via-ack-2"] {
+        let message = eventually(WAIT, &format!("{name} waiting for ACK"), Some(&operator), || async {
+            let object = stack.api().get(name).await.ok()?;
+            (reason_of(&stack, name).await.as_deref() == Some("ReferenceNotReady"))
+                .then(|| object.status.unwrap().condition("Ready").unwrap().message.clone())
+        })
+        .await;
+        assert_eq!(
+            message,
+            "Waiting for ACK Integration default/chat: waiting for its ACK.ResourceSynced condition to be True."
+        );
+    }
+
+    // ACK reconciles: the API first, the integration a little later.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let synced = |field: &str, id: &str| json!({"status": {field: id, "conditions": [{"type": "ACK.ResourceSynced", "status": "True"}]}});
+    apis.patch_status("chat-api", &PatchParams::default(), &Patch::Merge(&synced("apiID", &stack.api_id)))
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let started = std::time::Instant::now();
+    integrations
+        .patch_status("chat", &PatchParams::default(), &Patch::Merge(&synced("integrationID", &stack.integration_id)))
+        .await
+        .unwrap();
+    for name in ["via-ack", "via-ack-2"] {
+        let object = wait_ready(&stack, name, &operator).await;
+        let status = object.status.unwrap();
+        assert_eq!(status.api_id.as_deref(), Some(stack.api_id.as_str()), "the API id from the ACK API");
+        assert_eq!(status.integration_id.as_deref(), Some(stack.integration_id.as_str()));
+    }
+    // The objects' next retries were 30 s or more away: the watch on ACK's Integrations woke them.
+    assert!(started.elapsed() < Duration::from_secs(5), "woken by the watch, took {:?}", started.elapsed());
+    assert_eq!(stack.moto_responses().await.len(), 2);
+    let warnings: Vec<String> = events(&stack)
+        .await
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| e.reason.unwrap_or_default())
+        .collect();
+    assert_eq!(warnings, Vec::<String>::new(), "waiting for a reference is not a failure");
 }
 
 #[tokio::test]
@@ -537,6 +616,7 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
         ("team-b", json!({"tenant": "b"})),
         ("team-c", json!({})),
         ("team-d", json!({"tenant": "b"})),
+        ("team-e", json!({})),
     ] {
         let namespace = serde_json::from_value(json!({"metadata": {"name": name, "labels": labels}})).unwrap();
         namespaces.create(&Default::default(), &namespace).await.unwrap();
@@ -545,6 +625,8 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
     for (name, account, namespace_selector) in [
         ("team-a", "111111111111", json!({"names": ["team-a", "team-d"]})),
         ("tenant-b", "222222222222", json!({"matchLabels": {"tenant": "b"}})),
+        // Its role's trust policy does not name the operator (the STS gate refuses it).
+        ("untrusted", "333333333333", json!({"names": ["team-e"]})),
     ] {
         let selector = serde_json::from_value(json!({
             "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1", "kind": "IAMRoleSelector",
@@ -559,7 +641,8 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
     let (client_b, api_b, integration_b) = api_in_account(&stack, "222222222222").await;
     let default_account = stack.moto.client().await;
 
-    let operator = stack.operator(&[("REQUIRE_ROLE_SELECTOR", "true")]);
+    let gate = support::sts_gate::StsGate::start(&stack.moto.endpoint, "333333333333").await;
+    let operator = stack.operator(&[("REQUIRE_ROLE_SELECTOR", "true"), ("AWS_ENDPOINT_URL_STS", &gate.endpoint)]);
     let placed = |namespace: &str, api: &str, integration: &str| {
         let mut object = support::integration_response("errors", api, integration);
         object.metadata = kube::api::ObjectMeta {
@@ -575,6 +658,7 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
         ("team-b", &api_b, &integration_b),
         ("team-c", &api_a, &integration_a),
         ("team-d", &api_b, &integration_b),
+        ("team-e", &api_a, &integration_a),
     ] {
         in_ns(namespace).create(&Default::default(), &placed(namespace, api, integration)).await.unwrap();
     }
@@ -595,7 +679,10 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
         Vec::<String>::new(),
         "not in the default account"
     );
-    for (namespace, reason) in [("team-c", "NoRoleSelector"), ("team-d", "AmbiguousRoleSelector")] {
+    // team-e's role cannot be assumed: a permission problem (Stalled AccessDenied), not an outage.
+    for (namespace, reason) in
+        [("team-c", "NoRoleSelector"), ("team-d", "AmbiguousRoleSelector"), ("team-e", "AccessDenied")]
+    {
         let api = in_ns(namespace);
         let message = eventually(WAIT, &format!("{namespace}/errors Stalled {reason}"), Some(&operator), || {
             let api = api.clone();
@@ -606,7 +693,14 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
             }
         })
         .await;
-        assert!(message.contains(namespace), "{message}");
+        if namespace == "team-e" {
+            assert!(
+                message.contains("could not obtain credentials: AccessDenied: User is not authorized"),
+                "{message}"
+            );
+        } else {
+            assert!(message.contains(namespace), "{message}");
+        }
     }
     // The selectors say they work, and in which account.
     for (name, account) in [("team-a", "111111111111"), ("tenant-b", "222222222222")] {
@@ -621,6 +715,22 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
         .await;
         assert_eq!(status.account_id.as_deref(), Some(account));
     }
+    let untrusted = eventually(WAIT, "selector untrusted reported", Some(&operator), || {
+        let selectors = selectors.clone();
+        async move {
+            let status = selectors.get("untrusted").await.ok()?.status?;
+            status.conditions.iter().find(|c| c.type_ == "Ready" && c.status == "False").cloned()
+        }
+    })
+    .await;
+    assert_eq!(untrusted.reason, "AssumeRoleFailed");
+    assert!(
+        untrusted.message
+            == "Could not assume arn:aws:iam::333333333333:role/iro (AccessDenied: User is not authorized to \
+                perform: sts:AssumeRole); check its trust policy and the operator's sts:AssumeRole permission.",
+        "{}",
+        untrusted.message
+    );
     // Deleting deletes in the account the response lives in.
     in_ns("team-b").delete("errors", &DeleteParams::default()).await.unwrap();
     let api = in_ns("team-b");
@@ -636,4 +746,17 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
         !logs.contains("SessionToken") && !logs.contains("shared-secret"),
         "no credentials or external ids in logs"
     );
+}
+
+#[tokio::test]
+async fn a_cluster_scoped_crossplane_integration_is_followed_with_the_flag() {
+    let _serial = ONE_AT_A_TIME.lock().await;
+    let integration = json!({
+        "apiVersion": "apigatewayv2.aws.upbound.io/v1beta1", "kind": "Integration",
+        "metadata": {"name": "chat", "annotations": {"crossplane.io/external-name": "INTEGRATION_ID"}},
+        "spec": {"forProvider": {"apiId": "API_ID", "region": "us-east-1", "integrationType": "MOCK"}},
+    });
+    let ready =
+        json!({"status": {"conditions": [{"type": "Ready", "status": "True"}, {"type": "Synced", "status": "True"}]}});
+    follows_the_reference(RefKind::Crossplane, integration, ready, "Crossplane Integration chat").await;
 }

@@ -1628,3 +1628,42 @@ async fn no_selector_with_the_requirement_or_two_selectors_stall_before_aws() {
     assert_eq!(h.aws.calls(), Vec::<String>::new());
     assert_eq!(h.status().account_id, None);
 }
+
+#[tokio::test]
+async fn a_namespaced_crossplane_reference_waits_then_resolves_and_its_deletion_does_not_block_ours() {
+    const PATH: &str = "/apis/apigatewayv2.aws.m.upbound.io/v1beta1/namespaces/default/integrations/chat";
+    let h = Harness::with_object(Harness::ready_integration(), referencing("apigatewayv2.aws.m.upbound.io/v1beta1"));
+    h.reconcile().await.unwrap();
+    h.fail_and_requeue().await;
+    assert_eq!(
+        h.condition("Ready").2,
+        "Waiting for Crossplane Integration default/chat: waiting for it to be created."
+    );
+    let integration = |ready: &str| {
+        json!({
+            "apiVersion": "apigatewayv2.aws.m.upbound.io/v1beta1", "kind": "Integration",
+            "metadata": {"name": "chat", "namespace": "default"},
+            "spec": {"forProvider": {"apiId": API, "region": "us-east-1"}},
+            "status": {"atProvider": {"id": INTEGRATION},
+                       "conditions": [{"type": "Ready", "status": ready}, {"type": "Synced", "status": "True"}]},
+        })
+    };
+    h.kube.put_referenced(PATH, Some(integration("False")));
+    h.fail_and_requeue().await;
+    assert!(h.condition("Ready").2.ends_with("waiting for its Ready and Synced conditions to be True."));
+    assert_eq!(h.aws.calls(), Vec::<String>::new());
+    h.kube.put_referenced(PATH, Some(integration("True")));
+    h.reconcile().await.unwrap();
+    let stored = h.aws.only_response();
+    assert_eq!(
+        (stored.api_id.as_str(), stored.integration_id.as_str()),
+        (API, INTEGRATION),
+        "from status.atProvider.id"
+    );
+    assert_eq!(h.condition("Ready").0, "True");
+    h.kube.put_referenced(PATH, None);
+    h.kube.request_deletion();
+    h.reconcile().await.unwrap();
+    assert!(h.aws.responses().is_empty());
+    assert!(h.kube.object().is_none());
+}

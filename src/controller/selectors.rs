@@ -86,16 +86,23 @@ async fn check(selector: Arc<IAMRoleSelector>, ctx: Arc<Context>) -> Result<Acti
                 },
                 None,
             ),
-            Err(err) => (
-                Phase::Stalled {
+            Err(err) => {
+                warn!(selector = %selector.name_any(), role = %role.arn, error = %err.message, "could not assume the role");
+                let why = match err.message.strip_prefix(crate::aws::CREDENTIALS_REFUSED) {
+                    Some(refused) => refused.to_owned(),
+                    None => crate::aws::aws_error_code(&err.message)
+                        .unwrap_or_else(|| "no answer; see the operator's log".into()),
+                };
+                let phase = Phase::Stalled {
                     reason: "AssumeRoleFailed",
                     message: format!(
-                        "Could not assume {} ({}); check its trust policy and the operator's sts:AssumeRole permission.",
-                        role.arn, err.message
+                        "Could not assume {} ({why}); check its trust policy and the operator's sts:AssumeRole \
+                         permission.",
+                        role.arn
                     ),
-                },
-                None,
-            ),
+                };
+                (phase, None)
+            }
         },
     };
     let previous = selector.status.clone().unwrap_or_default();
@@ -122,4 +129,17 @@ async fn write_status(client: &Client, name: &str, status: &IAMRoleSelectorStatu
         "status": status,
     });
     api.patch_status(name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(patch)).await.map(|_| ())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_aws_error_is_taken_out_of_the_sdks_text() {
+        let text = r#"dispatch failure: other: an error occurred while loading credentials: service error: unhandled error (AccessDenied): Error { code: "AccessDenied", message: "User is not authorized to perform: sts:AssumeRole" } (DispatchFailure(...))"#;
+        assert_eq!(
+            crate::aws::aws_error_code(text).as_deref(),
+            Some("AccessDenied: User is not authorized to perform: sts:AssumeRole")
+        );
+        assert_eq!(crate::aws::aws_error_code("connection refused"), None);
+    }
 }

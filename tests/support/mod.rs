@@ -7,6 +7,7 @@ pub mod moto;
 pub mod proxy;
 pub mod sim_kube;
 pub mod stack;
+pub mod sts_gate;
 
 use std::sync::Arc;
 use std::time::Duration;
