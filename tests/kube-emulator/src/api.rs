@@ -482,8 +482,7 @@ async fn handle(
             }
             Ok(json_response(StatusCode::OK, &listed))
         }
-        "watch" if as_table => Err(ApiError::not_implemented("watches that return Tables (kubectl get --watch)")),
-        "watch" => watch(state, rt, route.namespace.clone(), params),
+        "watch" => watch(state, rt, route.namespace.clone(), params, as_table.then_some(include)),
         "create" => {
             let object = parse_body(&body)?;
             create_checked(state, rt, &namespace, object, validation, &mut warnings)
@@ -640,11 +639,14 @@ fn list(
     }))
 }
 
+/// A watch; with `table` (the `includeObject` setting), each event's object is a Table of one
+/// row, and only the first carries the column definitions, as kube-apiserver sends them.
 fn watch(
     state: &Arc<State>,
     rt: &ResourceType,
     namespace: Option<String>,
     params: &HashMap<String, String>,
+    table: Option<String>,
 ) -> Result<Response, ApiError> {
     if params.get("sendInitialEvents").is_some_and(|v| v == "true") {
         return Err(ApiError::not_implemented("streaming lists (sendInitialEvents=true)"));
@@ -664,8 +666,24 @@ fn watch(
     };
     let plural = rt.plural.clone();
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let headers_sent = std::sync::atomic::AtomicBool::new(false);
     let line = move |kind: &str, object: &Value| {
-        let object = if kind == "ERROR" || kind == "BOOKMARK" { object.clone() } else { present(&view, object) };
+        let object = match (kind, &table) {
+            ("ERROR", _) => object.clone(),
+            ("BOOKMARK", None) => object.clone(),
+            ("BOOKMARK", Some(include)) => {
+                let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+                let no_headers = headers_sent.swap(true, std::sync::atomic::Ordering::Relaxed);
+                table::table(&view, &[], meta, include, no_headers)
+            }
+            (_, None) => present(&view, object),
+            (_, Some(include)) => {
+                let object = present(&view, object);
+                let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+                let no_headers = headers_sent.swap(true, std::sync::atomic::Ordering::Relaxed);
+                table::table(&view, &[object], meta, include, no_headers)
+            }
+        };
         Ok(Bytes::from(format!("{}\n", json!({"type": kind, "object": object}))))
     };
 

@@ -85,6 +85,25 @@ impl Stack {
         .unwrap()
     }
 
+    /// Starts kubectl for a command that does not end by itself (`get --watch`); `stop` ends
+    /// it (SIGKILL) and returns its stdout.
+    fn kubectl_running(&self, args: &[&str]) -> impl FnOnce() -> String + use<> {
+        let mut child = Command::new(&self.kubectl)
+            .args(args)
+            .arg(format!("--cache-dir={}", self.dir.join("cache").display()))
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("HOME", &self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl starts");
+        move || {
+            child.kill().unwrap();
+            String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+        }
+    }
+
     /// kubectl, which must succeed; returns its stdout.
     async fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.kubectl(args, stdin).await;
@@ -175,6 +194,23 @@ async fn get_shows_the_printer_columns_and_yaml() {
         .ok(&["get", "apigwir", "-o", r#"jsonpath={.items[0].status.conditions[?(@.type=="Ready")].reason}"#], None)
         .await;
     assert_eq!(json_path, "Synced");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn get_watch_prints_a_row_per_change() {
+    let stack = Stack::start().await;
+    stack.ok(&["apply", "-f", "-"], Some(EXAMPLE)).await;
+    let stop = stack.kubectl_running(&["get", "apigwir", "--watch", "--output-watch-events"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.set_ready("client-errors").await;
+    stack.ok(&["delete", "apigwir", "client-errors"], None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let watched = tokio::task::spawn_blocking(stop).await.unwrap();
+    let rows: Vec<Vec<&str>> = watched.lines().map(cells).collect();
+    assert_eq!(rows[0], ["EVENT", "NAME", "READY", "REASON", "INTEGRATION RESPONSE ID", "KEY", "AGE"], "{watched}");
+    assert_eq!(rows[1][..3], ["ADDED", "client-errors", r"/4\d\d/"], "{watched}");
+    assert_eq!(rows[2][..5], ["MODIFIED", "client-errors", "True", "Synced", "ir-123"], "{watched}");
+    assert_eq!(rows[3][..2], ["DELETED", "client-errors"], "{watched}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
