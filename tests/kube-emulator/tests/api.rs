@@ -320,3 +320,23 @@ async fn objects_need_an_existing_namespace_and_unknown_parameters_are_refused()
     );
     assert_eq!(code, 501);
 }
+
+#[tokio::test]
+async fn legacy_discovery_describes_the_crd_and_the_built_in_kinds() {
+    // kube's Discovery reads the legacy documents (/api, /api/v1, /apis, /apis/<group>/<version>);
+    // kubectl reads the aggregated ones (tests/kubectl.rs).
+    let (emulator, _) = start().await;
+    let client = Client::try_from(Config::new(emulator.url().parse().unwrap())).unwrap();
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let group = discovery.get("apigatewayv2.aws.operator.rs").expect("the CRD's group");
+    let (resource, capabilities) = group.recommended_kind("IntegrationResponse").expect("the CRD's kind");
+    assert_eq!(resource.plural, "integrationresponses");
+    assert_eq!(capabilities.scope, kube::discovery::Scope::Namespaced);
+    assert!(capabilities.subresources.iter().any(|(r, _)| r.plural == "status"), "{capabilities:?}");
+    for (group, kind) in
+        [("", "Namespace"), ("", "Event"), ("events.k8s.io", "Event"), ("coordination.k8s.io", "Lease")]
+    {
+        let found = discovery.get(group).and_then(|g| g.recommended_kind(kind));
+        assert!(found.is_some(), "{group}/{kind}");
+    }
+}
