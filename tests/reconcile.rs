@@ -1428,3 +1428,139 @@ async fn an_observed_response_that_went_away_leaves_the_key_free_for_manage() {
     assert!(!h.status().observed_only);
     assert_eq!(h.condition("Ready").1, "Available");
 }
+
+#[tokio::test]
+async fn observing_a_response_seen_gone_is_not_left_in_sync_when_the_lookup_fails() {
+    let (h, id) = observing(true);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").1, "InSync");
+    h.aws.state.lock().unwrap().responses.remove(&id);
+    h.later().await;
+    h.aws.clear_calls();
+    // The shared read answers (the id is missing), the direct read says 404, then the lookup
+    // by key is throttled.
+    h.aws.before_next("GetIntegrationResponses", |state| {
+        state.before_next("GetIntegrationResponses", |state| {
+            state.fail_this_call("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "x"));
+        });
+    });
+    h.fail_and_requeue().await;
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponses", "GetIntegrationResponse", "GetIntegrationResponses"]);
+    let (ready, reason, _) = h.condition("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "Throttled"), "seen gone: not InSync any more");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+}
+
+/// A create under Manage whose outcome is unknown (500): the claim of instance "test" stays.
+async fn with_an_unresolved_claim() -> Harness {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.fail_next("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "timeout"));
+    h.fail_and_requeue().await;
+    assert_eq!(h.status().claimed_key(), Some("/4\\d\\d/"));
+    assert_eq!(h.status().integration_response_id, None);
+    h.aws.clear_calls();
+    h
+}
+
+#[tokio::test]
+async fn observing_under_a_claim_never_makes_another_objects_response_its_own() {
+    let h = with_an_unresolved_claim().await;
+    assert!(h.aws.responses().is_empty(), "the create did not happen");
+    // Meanwhile default/zeta made a response under that key, and records it.
+    let theirs = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    let mut zeta = support::integration_response("zeta", API, INTEGRATION);
+    zeta.status = Some(IntegrationResponseStatus {
+        integration_response_id: Some(theirs.clone()),
+        api_id: Some(API.into()),
+        integration_id: Some(INTEGRATION.into()),
+        ..Default::default()
+    });
+    h.ctx.owners.observe(&zeta);
+    h.kube.state.lock().unwrap().others.insert("zeta".into(), serde_json::to_value(&zeta).unwrap());
+
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    h.reconcile().await.unwrap();
+    let status = h.status();
+    assert_eq!(status.integration_response_id.as_deref(), Some(theirs.as_str()));
+    assert!(status.observed_only, "default/zeta's response: only observed here");
+    assert_eq!(status.claimed_key(), None);
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+    // So default/zeta, which sorts after it, does not give its response up to an observer.
+    h.ctx.owners.observe(&h.object());
+    assert_eq!(h.ctx.owners.yields_to(API, &theirs, "default/zeta"), None);
+    // And this object, switched to Manage, follows the adopt rules for it.
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Manage"));
+    h.fail_and_requeue().await;
+    assert_eq!(h.condition("Stalled").1, "AlreadyExists");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn observing_waits_for_another_instances_fresh_claim_and_its_response_is_recorded() {
+    // Instance "other" is creating this object's response under the key the spec had then,
+    // when the user switches to Observe and changes the key, which another tool already uses.
+    let mut object = support::integration_response("errors", API, INTEGRATION);
+    object.metadata.finalizers = Some(vec!["apigatewayv2.aws.operator.rs/finalizer".into()]);
+    object.spec.management_policy = Some(integration_response_operator::crd::ManagementPolicy::Observe);
+    let since = k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second()).unwrap();
+    object.status = Some(
+        serde_json::from_value(json!({
+            "region": "us-east-1", "apiId": API, "integrationId": INTEGRATION,
+            "pendingCreate": {"key": "/5\\d\\d/", "holder": "other", "since": since.to_string()},
+        }))
+        .unwrap(),
+    );
+    let h = Harness::with_object(Harness::ready_integration(), object);
+    let foreign = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    let _ = h.reconcile().await;
+    // Then the other instance's create lands, and that instance looks again.
+    let made = h.aws.insert_foreign(API, INTEGRATION, "/5\\d\\d/");
+    let other = support::context_as(&h.kube, &h.aws, "other");
+    let _ = reconcile(Arc::new(h.object()), other).await;
+    let status = h.status();
+    assert_eq!(status.claimed_key(), None, "the claim is resolved");
+    assert_eq!(status.integration_response_id.as_deref(), Some(made.as_str()), "its own create, not {foreign}");
+    assert!(!status.observed_only);
+    assert_eq!(status.differences[0].field, "integrationResponseKey");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_observed_response_gone_before_adoption_is_not_reported_as_adopted() {
+    let (h, id) = observing(true);
+    h.kube.set_annotation("apigatewayv2.aws.operator.rs/adopt", "true");
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    h.aws.state.lock().unwrap().responses.remove(&id);
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Manage"));
+    h.reconcile().await.unwrap();
+    let created = h.aws.only_response();
+    assert_eq!(h.id(), created.id);
+    assert_eq!(h.kube.event_reasons(), ["Created"], "{:?}", h.kube.event_notes());
+}
+
+#[tokio::test]
+async fn deleting_an_observing_object_with_a_claim_names_the_response_it_keeps() {
+    // A create whose reply was lost: the response exists, its id was never recorded.
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.before_next("CreateIntegrationResponse", |state| {
+        state.insert(API, INTEGRATION, "/4\\d\\d/");
+        state.fail_this_call("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "x"));
+    });
+    h.fail_and_requeue().await;
+    assert_eq!(h.status().integration_response_id, None);
+    let made = h.aws.only_response().id;
+    // Switched to Observe and deleted before any pass looked the key up.
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    h.kube.request_deletion();
+    h.aws.clear_calls();
+    h.reconcile().await.unwrap();
+    assert!(h.kube.object().is_none());
+    assert_eq!(aws_writes(&h), Vec::<String>::new(), "Observe never deletes");
+    assert_eq!(h.aws.only_response().id, made);
+    let notes = h.kube.event_notes();
+    assert!(notes.last().is_some_and(|n| n.contains(&made) && n.contains("managementPolicy Observe")), "{notes:?}");
+}

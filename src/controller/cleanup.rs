@@ -51,6 +51,17 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     if let Some(why) = kept_because {
         if let Some(id) = &status.integration_response_id {
             events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS ({why})")).await;
+        } else if let Some(key) = status.claimed_key() {
+            // A create whose id was never recorded: what it made stays too. Say which it is,
+            // or the response would be left behind with nobody knowing its id.
+            let note = match made_under_claim(obj, ctx, &status, key).await {
+                Some(id) => format!("Kept {id} (key {key}, created before its id could be recorded) in AWS ({why})"),
+                None => format!(
+                    "Kept in AWS whatever a create under key {key} made (its id was never recorded; look the key \
+                     up on the integration) ({why})"
+                ),
+            };
+            events::normal(ctx, obj, "Retained", note).await;
         }
         return Ok(Action::await_change());
     }
@@ -75,6 +86,31 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     }
 }
 
+/// Where the response was created, as recorded; the spec is only a fallback.
+fn recorded_target(obj: &IntegrationResponse, ctx: &Context, status: &IntegrationResponseStatus) -> Option<Target> {
+    let region = status.region.as_deref().or(obj.spec.region.as_deref()).or(ctx.settings.default_region.as_deref())?;
+    Some(Target {
+        region: region.to_owned(),
+        api_id: status.api_id.clone().unwrap_or_else(|| obj.spec.api_id.clone()),
+        integration_id: status.integration_id.clone().unwrap_or_else(|| obj.spec.integration_id.clone()),
+    })
+}
+
+/// The one response under the claimed key, if a read finds exactly one (read only).
+async fn made_under_claim(
+    obj: &IntegrationResponse,
+    ctx: &Context,
+    status: &IntegrationResponseStatus,
+    key: &str,
+) -> Option<String> {
+    let target = recorded_target(obj, ctx, status)?;
+    let responses = ctx.aws.for_region(&target.region).list(&target).await.ok()?;
+    match responses.iter().filter(|r| r.fields.key == key).collect::<Vec<_>>()[..] {
+        [only] => Some(only.id.clone()),
+        _ => None,
+    }
+}
+
 /// Returns the id and what its delete found, or `None` when nothing was ever created.
 async fn delete_in_aws(
     obj: &IntegrationResponse,
@@ -84,16 +120,7 @@ async fn delete_in_aws(
     if status.integration_response_id.is_none() && status.claimed_key().is_none() {
         return Ok(None);
     }
-    // Where it was created, as recorded; the spec is only a fallback.
-    let target = Target {
-        region: match status.region.as_deref().or(obj.spec.region.as_deref()).or(ctx.settings.default_region.as_deref())
-        {
-            Some(region) => region.to_owned(),
-            None => return Ok(None),
-        },
-        api_id: status.api_id.clone().unwrap_or_else(|| obj.spec.api_id.clone()),
-        integration_id: status.integration_id.clone().unwrap_or_else(|| obj.spec.integration_id.clone()),
-    };
+    let Some(target) = recorded_target(obj, ctx, status) else { return Ok(None) };
     let aws = ctx.aws.for_region(&target.region);
     let id = match (&status.integration_response_id, status.claimed_key()) {
         (Some(id), _) => id.clone(),

@@ -21,7 +21,10 @@ pub async fn observe_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<In
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
     let before: Vec<String> = status.differences.iter().map(|d| d.field.clone()).collect();
-    match look(obj, ctx, &mut status).await {
+    // Set once this pass has seen the recorded response gone: a failure after that must not
+    // leave the object InSync.
+    let mut seen_gone = false;
+    match look(obj, ctx, &mut status, &mut seen_gone).await {
         Ok(found) => {
             let desired = Desired::from_spec(&obj.spec);
             let (phase, state) = match &found {
@@ -71,7 +74,7 @@ pub async fn observe_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<In
             Ok(ctx.resync(obj))
         }
         Err(Error::Failure(failure)) => {
-            report_failure(ctx, obj, &mut writer, &mut status, &failure, false).await?;
+            report_failure(ctx, obj, &mut writer, &mut status, &failure, seen_gone).await?;
             Err(Error::Failure(failure))
         }
         Err(err) => Err(err),
@@ -83,6 +86,7 @@ async fn look(
     obj: &IntegrationResponse,
     ctx: &Context,
     status: &mut IntegrationResponseStatus,
+    seen_gone: &mut bool,
 ) -> Result<Option<Observed>> {
     let target = Target::resolve(&obj.spec, status, ctx.settings.default_region.as_deref())?;
     let desired = Desired::from_spec(&obj.spec);
@@ -102,26 +106,35 @@ async fn look(
         }
         match aws.get(&target, &id).await {
             Ok(observed) => return Ok(Some(observed)),
-            Err(err) if err.is_not_found() => {}
+            Err(err) if err.is_not_found() => *seen_gone = true,
             Err(err) => return Err(Failure::from(err).into()),
         }
+    }
+    // Another instance's fresh claim: it is creating this object's response now. Whatever it
+    // makes is recorded by that instance's next pass, which this one must not pre-empt by
+    // recording another response (the claim would then never be resolved).
+    if let Some(waiting) = claim_of_another(status, &ctx.settings) {
+        return Err(waiting.into());
     }
     // No id, or the recorded one is gone: look the key up.
     let responses = aws.list(&target).await.map_err(Failure::from)?;
     // A create of this very object whose id was never recorded (interrupted under Manage): the
-    // response is the object's own.
+    // response is the object's own, unless another object records it (it made the response,
+    // or took it over): then it is only observed here, so the two never both own it.
     if let Some(key) = status.claimed_key().map(str::to_owned) {
+        status.clear_claim();
         if let Some(own) = responses.iter().find(|r| r.fields.key == key) {
+            let other = ctx.owners.other_manager(&target.api_id, &own.id, "", "", &object_key(obj));
+            let theirs = match other {
+                Some(owner) => ctx.still_records(&owner, &own.id).await?,
+                None => false,
+            };
             status.integration_response_id = Some(own.id.clone());
-            status.observed_only = false;
-            status.clear_claim();
+            status.observed_only = theirs;
             record_target(status, &target);
             return Ok(Some(own.clone()));
         }
-        // Nothing was created under it. Another instance's fresh claim is left to that instance.
-        if claim_of_another(status, &ctx.settings).is_none() {
-            status.clear_claim();
-        }
+        // Nothing was created under it.
     }
     match responses.into_iter().find(|r| r.fields.key == desired.key) {
         Some(found) => {
