@@ -355,17 +355,10 @@ fn serve_discovery(state: &State, method: &Method, path: &str, headers: &axum::h
         ["apis", group, version] => discovery::api_resource_list(&resources, group, version)
             .map_or_else(not_found, |d| json_response(StatusCode::OK, &d)),
         ["openapi", "v3"] => json_response(StatusCode::OK, &discovery::openapi_index(&resources)),
-        ["openapi", "v3", "apis", group, version] => match discovery::openapi_document(&resources, group, version) {
-            Some(doc) => json_response(StatusCode::OK, &doc),
-            None if Resources::is_builtin_group(group) => ApiError::not_implemented(format!(
-                "the OpenAPI v3 document of the built-in group-version {group}/{version}"
-            ))
-            .into_response(),
-            None => not_found(),
-        },
-        ["openapi", "v3", "api", "v1"] => {
-            ApiError::not_implemented("the OpenAPI v3 document of the core group (api/v1)").into_response()
-        }
+        ["openapi", "v3", "apis", group, version] => discovery::openapi_document(&resources, group, version)
+            .map_or_else(not_found, |doc| json_response(StatusCode::OK, &doc)),
+        ["openapi", "v3", "api", version] => discovery::openapi_document(&resources, "", version)
+            .map_or_else(not_found, |doc| json_response(StatusCode::OK, &doc)),
         ["openapi", "v2"] => {
             ApiError::not_implemented("OpenAPI v2 (/openapi/v2); OpenAPI v3 is served for custom resources")
                 .into_response()
@@ -912,11 +905,16 @@ fn check_unknown(
     warnings: &mut Vec<String>,
     refuse: impl FnOnce(String) -> ApiError,
 ) -> Result<(), ApiError> {
-    let Some(schema) = &rt.schema else {
-        return Ok(());
+    let unknown = match (&rt.schema, rt.builtin) {
+        (_, Some(builtin)) => decode::unknown_fields(object, builtin.shape()),
+        (Some(schema), None) => {
+            let mut unknown = decode::unknown_metadata_fields(&object["metadata"]);
+            unknown.extend(schema.unknown_fields(object));
+            unknown
+        }
+        (None, None) => Vec::new(),
     };
-    let errors: Vec<String> =
-        schema.unknown_fields(object).iter().map(|p| format!("unknown field {}", go_quote(p))).collect();
+    let errors: Vec<String> = unknown.iter().map(|p| format!("unknown field {}", go_quote(p))).collect();
     if errors.is_empty() {
         return Ok(());
     }
@@ -964,9 +962,11 @@ fn create_checked(
     warnings: &mut Vec<String>,
 ) -> Result<Value, ApiError> {
     check_type(rt, &object)?;
+    // Unknown fields are found before decoding drops them; a decoding error comes first.
+    let sent = object.clone();
     decode_body(rt, &mut object)?;
     unsupported_fields(rt, &object)?;
-    check_unknown(rt, &object, validation, warnings, |e| cannot_be_handled(rt, &e))?;
+    check_unknown(rt, &sent, validation, warnings, |e| cannot_be_handled(rt, &e))?;
     let mut store = state.store.lock().unwrap();
     store_new(&mut store, rt, namespace, object, None)
 }
@@ -1204,9 +1204,11 @@ fn update(
     warnings: &mut Vec<String>,
 ) -> Result<(StatusCode, Value), ApiError> {
     check_type(rt, &object)?;
+    // Unknown fields are found before decoding drops them; a decoding error comes first.
+    let sent = object.clone();
     decode_body(rt, &mut object)?;
     unsupported_fields(rt, &object)?;
-    check_unknown(rt, &object, validation, warnings, |e| cannot_be_handled(rt, &e))?;
+    check_unknown(rt, &sent, validation, warnings, |e| cannot_be_handled(rt, &e))?;
     let mut store = state.store.lock().unwrap();
     let old = match stored(&store, rt, namespace, name) {
         Ok(old) => old,
@@ -1368,11 +1370,12 @@ fn patch_object(
             return Err(ApiError::not_implemented(format!("patches of type {other:?} on {}", rt.plural)));
         }
     };
+    let patched = new.clone();
     decode_patched(rt, &mut new)?;
     unsupported_fields(rt, &new)?;
     if media != "application/apply-patch+yaml" {
-        let rendered = new.to_string();
-        check_unknown(rt, &new, validation, warnings, |e| {
+        let rendered = patched.to_string();
+        check_unknown(rt, &patched, validation, warnings, |e| {
             let causes = [Cause::invalid("patch", Bad::Str(&rendered), &e)];
             let mut err = ApiError::new(422, "Invalid", validation::invalid_message("", "", &causes));
             err.details = Some(details("", "", "", &causes));

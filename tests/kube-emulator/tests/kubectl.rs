@@ -372,3 +372,37 @@ async fn wait_returns_when_ready_is_set_and_times_out_otherwise() {
     assert_eq!(waited.stdout.trim(), "integrationresponse.apigatewayv2.aws.operator.rs/client-errors condition met");
     assert!(started.elapsed() < Duration::from_secs(30), "wait returned on the watch event, not the timeout");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn built_in_kinds_apply_explain_and_print_as_on_the_real_server() {
+    let stack = Stack::start().await;
+    let lease = |holder: &str| {
+        format!(
+            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: operator\nspec:\n  holderIdentity: {holder}\n  leaseDurationSeconds: 15\n"
+        )
+    };
+    let created = stack.ok(&["apply", "-f", "-"], Some(&lease("pod-a"))).await;
+    assert_eq!(created.trim(), "lease.coordination.k8s.io/operator created");
+    let configured = stack.ok(&["apply", "-f", "-"], Some(&lease("pod-b"))).await;
+    assert_eq!(configured.trim(), "lease.coordination.k8s.io/operator configured");
+    let table = stack.ok(&["get", "leases"], None).await;
+    assert_eq!(cells(table.lines().next().unwrap()), ["NAME", "HOLDER", "AGE"], "{table}");
+    assert_eq!(cells(table.lines().nth(1).unwrap())[..2], ["operator", "pod-b"], "{table}");
+
+    let typo = lease("pod-c").replace("  leaseDurationSeconds", "  leaseDurationSecs");
+    let refused = stack.kubectl(&["apply", "-f", "-"], Some(&typo)).await;
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("strict decoding error: unknown field \"spec.leaseDurationSecs\""),
+        "{}",
+        refused.stderr
+    );
+
+    let explained = stack.ok(&["explain", "lease.spec.holderIdentity"], None).await;
+    assert!(
+        explained.contains("holderIdentity contains the identity of the holder of a current lease."),
+        "{explained}"
+    );
+    let namespaces = stack.ok(&["get", "ns"], None).await;
+    assert_eq!(cells(namespaces.lines().nth(1).unwrap())[..2], ["default", "Active"], "{namespaces}");
+}
