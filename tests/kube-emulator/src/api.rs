@@ -1282,14 +1282,21 @@ fn patch_object(
         })
     };
     let mut store = state.store.lock().unwrap();
-    let main_apply = media == "application/apply-patch+yaml" && !status_only && rt.builtin.is_none();
-    if media == "application/apply-patch+yaml"
-        && let Some(schema) = &rt.schema
-    {
+    // Server-side apply of the whole object: custom resources, Leases and Events (whose fields
+    // are scalars and structs, owned leaf by leaf).
+    let main_apply = media == "application/apply-patch+yaml"
+        && !status_only
+        && rt.view == View::Stored
+        && matches!(rt.builtin, None | Some(crate::builtin::Builtin::Lease | crate::builtin::Builtin::Event));
+    if media == "application/apply-patch+yaml" && (main_apply || status_only) {
         // structured-merge-diff refuses fields the schema lacks, whatever fieldValidation
         // says, with an error that is not a Status: a 500 on kube-apiserver up to 1.36
         // (kubernetes/kubernetes#139253).
-        let unknown = schema.unknown_fields(&patch);
+        let unknown = match (&rt.schema, rt.builtin) {
+            (_, Some(builtin)) => decode::unknown_fields(&patch, builtin.shape()),
+            (Some(schema), None) => schema.unknown_fields(&patch),
+            (None, None) => Vec::new(),
+        };
         if !unknown.is_empty() {
             let errors: Vec<String> = unknown.iter().map(|p| format!(".{p}: field not declared in schema")).collect();
             let text =
@@ -1320,10 +1327,7 @@ fn patch_object(
         }
     }
     if media == "application/apply-patch+yaml" && !status_only && !main_apply {
-        return Err(ApiError::not_implemented(format!(
-            "server-side apply of {} outside the status subresource",
-            rt.group_resource()
-        )));
+        return Err(ApiError::not_implemented(format!("server-side apply of {}", rt.group_resource())));
     }
     let old = stored(&store, rt, namespace, name)?;
     let mut new = match media {
