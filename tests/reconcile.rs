@@ -1564,3 +1564,32 @@ async fn deleting_an_observing_object_with_a_claim_names_the_response_it_keeps()
     let notes = h.kube.event_notes();
     assert!(notes.last().is_some_and(|n| n.contains(&made) && n.contains("managementPolicy Observe")), "{notes:?}");
 }
+
+#[tokio::test]
+async fn a_pass_from_a_copy_that_predates_the_switch_to_observe_does_not_update_aws() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.aws.tamper(&id, |stored| stored.template_selection_expression = Some("$request.body.x".into()));
+    h.later().await;
+    // The watch has not delivered the switch yet: the pass starts from the Manage copy.
+    let stale = h.object();
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    let _ = reconcile(Arc::new(stale), h.ctx.clone()).await;
+    assert_eq!(aws_writes(&h), Vec::<String>::new(), "the object is observed now");
+    assert_eq!(h.aws.only_response().template_selection_expression.as_deref(), Some("$request.body.x"));
+    assert_eq!(h.condition("Ready").1, "Differs", "decided again from the object as it is");
+}
+
+#[tokio::test]
+async fn a_cleanup_from_a_copy_that_predates_the_switch_to_observe_does_not_delete_in_aws() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.kube.request_deletion();
+    // The delete failed; the user switches to Observe to keep the response, as the README says
+    // Retain does. The retry starts from the copy the watch had before that edit.
+    let stale = h.object();
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    let _ = reconcile(Arc::new(stale), h.ctx.clone()).await;
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+    assert_eq!(h.aws.only_response().id, id);
+}

@@ -178,6 +178,9 @@ impl Run<'_, '_> {
         match planned {
             Plan::InSync => Ok(ready_message(&existing.id)),
             Plan::Update(changes) => {
+                // Unlike a create or a replace, an update is not preceded by a conditional status
+                // write, which would refuse a copy that predates an edit of the object.
+                self.still_current().await?;
                 let updated = aws.update(&target, &existing.id, &changes).await;
                 self.ctx.snapshots.invalidate(&target);
                 let updated = match updated {
@@ -304,6 +307,29 @@ impl Run<'_, '_> {
             .into());
         }
         Ok(ready_message(&created.id))
+    }
+
+    /// Fails unless the object, as the API server holds it now, is still the one this pass
+    /// started from at the same generation: a cached copy can predate a spec edit (a switch to
+    /// managementPolicy Observe, say) or a deletion. The status write of that failure is then
+    /// refused as well (409), and `apply` decides again from the object as it is.
+    async fn still_current(&self) -> Result<()> {
+        let api: Api<IntegrationResponse> =
+            Api::namespaced(self.ctx.client.clone(), &self.obj.namespace().unwrap_or_default());
+        let current = api.get_opt(&self.obj.name_any()).await?;
+        let same = current.is_some_and(|current| {
+            current.uid() == self.obj.uid()
+                && current.metadata.generation == self.obj.metadata.generation
+                && current.metadata.deletion_timestamp.is_none()
+        });
+        if same {
+            return Ok(());
+        }
+        Err(Failure::Transient {
+            reason: "ObjectChanged",
+            message: "The object changed while it was being reconciled; reconciling it again.".into(),
+        }
+        .into())
     }
 
     /// Ready for the current generation as of the copy this pass started from.

@@ -18,9 +18,13 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     // Counted as in progress until the watch sees it go (see `Context::forget`).
     ctx.metrics.set_object_state(&object_key(obj), Some(ObjectState::Progressing));
     // A copy that shows nothing created may predate our own last write (the watch lags): read
-    // it fresh before letting the finalizer go, so a response just made is not leaked.
+    // it fresh before letting the finalizer go, so a response just made is not leaked. And a
+    // copy that has the response deleted may predate an edit that keeps it (managementPolicy
+    // Observe, deletionPolicy Retain): a delete cannot be undone, so it is decided on the
+    // object as the API server holds it.
+    let nothing_recorded = status.integration_response_id.is_none() && status.claimed_key().is_none();
     let fresh;
-    let obj = if status.integration_response_id.is_none() && status.claimed_key().is_none() {
+    let obj = if nothing_recorded || kept_because(obj, &status).is_none() {
         fresh = api.get(&obj.name_any()).await?;
         // Another object under the same name (deleted and created again), or no longer being
         // deleted: nothing here is ours to delete.
@@ -39,16 +43,7 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
         report_failure(ctx, obj, &mut writer, &mut status, &waiting, false).await?;
         return Err(Error::Failure(waiting));
     }
-    let kept_because = if obj.spec.management_policy() == ManagementPolicy::Observe {
-        Some("managementPolicy Observe")
-    } else if status.observed_only {
-        Some("it was only observed, never managed by this object")
-    } else if obj.spec.deletion_policy() == DeletionPolicy::Retain {
-        Some("deletionPolicy Retain")
-    } else {
-        None
-    };
-    if let Some(why) = kept_because {
+    if let Some(why) = kept_because(obj, &status) {
         if let Some(id) = &status.integration_response_id {
             events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS ({why})")).await;
         } else if let Some(key) = status.claimed_key() {
@@ -83,6 +78,19 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
             report_failure(ctx, obj, &mut writer, &mut status, &failure, false).await?;
             Err(Error::Failure(failure))
         }
+    }
+}
+
+/// Why the response stays in AWS when the object goes, if it does.
+fn kept_because(obj: &IntegrationResponse, status: &IntegrationResponseStatus) -> Option<&'static str> {
+    if obj.spec.management_policy() == ManagementPolicy::Observe {
+        Some("managementPolicy Observe")
+    } else if status.observed_only {
+        Some("it was only observed, never managed by this object")
+    } else if obj.spec.deletion_policy() == DeletionPolicy::Retain {
+        Some("deletionPolicy Retain")
+    } else {
+        None
     }
 }
 
