@@ -1593,3 +1593,20 @@ async fn a_cleanup_from_a_copy_that_predates_the_switch_to_observe_does_not_dele
     assert_eq!(aws_writes(&h), Vec::<String>::new());
     assert_eq!(h.aws.only_response().id, id);
 }
+
+#[tokio::test]
+async fn the_differs_message_of_an_only_observed_response_says_that_managing_it_needs_the_adopt_annotation() {
+    let (h, _) = observing(false);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    let (_, reason, message) = h.condition("Ready");
+    assert_eq!(reason, "Differs");
+    assert!(message.contains("apigatewayv2.aws.operator.rs/adopt"), "switching alone would stall: {message}");
+
+    // With the annotation set, switching is all it takes.
+    h.kube.set_annotation("apigatewayv2.aws.operator.rs/adopt", "true");
+    h.later().await;
+    h.reconcile().await.unwrap();
+    let (_, _, message) = h.condition("Ready");
+    assert!(message.ends_with("Set managementPolicy: Manage to apply the spec."), "{message}");
+}

@@ -1,14 +1,14 @@
 //! managementPolicy Observe: find the response, record its id, report how AWS differs from the
 //! spec. Nothing here writes to AWS.
 
-use kube::Api;
 use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
 
 use super::apply::claim_of_another;
 use super::status::{StatusWriter, object_key, report_failure, set_phase};
 use super::{Context, events};
 use crate::conditions::Phase;
-use crate::crd::{IntegrationResponse, IntegrationResponseStatus};
+use crate::crd::{ADOPT_ANNOTATION, IntegrationResponse, IntegrationResponseStatus};
 use crate::differences::{MAX_LISTED, differences, field_names};
 use crate::domain::{Desired, Observed, Target};
 use crate::failure::Failure;
@@ -37,7 +37,10 @@ pub async fn observe_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<In
                         );
                         (Phase::Observed { in_sync: true, message }, ObjectState::Ready)
                     } else {
-                        (differs(&observed.id, &status.differences), ObjectState::Differs)
+                        // Managing a response this object did not make takes the adopt annotation.
+                        let needs_adopt = status.observed_only
+                            && obj.annotations().get(ADOPT_ANNOTATION).map(String::as_str) != Some("true");
+                        (differs(&observed.id, &status.differences, needs_adopt), ObjectState::Differs)
                     }
                 }
                 None => {
@@ -165,18 +168,26 @@ fn in_sync_at_this_generation(obj: &IntegrationResponse) -> bool {
     })
 }
 
-fn differs(id: &str, listed: &[crate::crd::Difference]) -> Phase {
+fn differs(id: &str, listed: &[crate::crd::Difference], needs_adopt: bool) -> Phase {
     let names = field_names(listed).join(", ");
     let more = if listed.len() > MAX_LISTED {
         format!(" ({} differences, first {MAX_LISTED} listed)", listed.len())
     } else {
         String::new()
     };
+    let to_apply = if needs_adopt {
+        format!(
+            "This object did not create {id}: set the annotation {ADOPT_ANNOTATION}: \"true\" and managementPolicy: \
+             Manage to apply the spec."
+        )
+    } else {
+        "Set managementPolicy: Manage to apply the spec.".to_owned()
+    };
     Phase::Observed {
         in_sync: false,
         message: format!(
             "AWS differs from the spec in {names}{more} (see status.differences); managementPolicy Observe leaves \
-             {id} unchanged. Set managementPolicy: Manage to apply the spec."
+             {id} unchanged. {to_apply}"
         ),
     }
 }
