@@ -1610,3 +1610,21 @@ async fn the_differs_message_of_an_only_observed_response_says_that_managing_it_
     let (_, _, message) = h.condition("Ready");
     assert!(message.ends_with("Set managementPolicy: Manage to apply the spec."), "{message}");
 }
+
+#[tokio::test]
+async fn observing_under_a_claim_with_two_responses_under_its_key_takes_neither() {
+    let h = with_an_unresolved_claim().await;
+    // An emulator that accepts duplicate keys: the create made one, another tool the other.
+    let first = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    let second = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let status = h.status();
+    assert_eq!(status.integration_response_id, None, "neither is known to be its own");
+    assert_eq!(status.claimed_key(), Some("/4\\d\\d/"), "the claim stays, as under Manage");
+    let (_, reason, message) = h.condition("Stalled");
+    assert_eq!(reason, "AlreadyExists");
+    assert!(message.contains(&first) && message.contains(&second), "{message}");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+}

@@ -4,7 +4,7 @@
 use kube::runtime::controller::Action;
 use kube::{Api, ResourceExt};
 
-use super::apply::claim_of_another;
+use super::apply::{ambiguous_claim, claim_of_another};
 use super::status::{StatusWriter, object_key, report_failure, set_phase};
 use super::{Context, events};
 use crate::conditions::Phase;
@@ -125,6 +125,12 @@ async fn look(
     // response is the object's own, unless another object records it (it made the response,
     // or took it over): then it is only observed here, so the two never both own it.
     if let Some(key) = status.claimed_key().map(str::to_owned) {
+        // Several under it (an emulator that accepts duplicate keys): which one is ours cannot
+        // be told, so neither is taken, and the claim stays (as under Manage).
+        let under_key: Vec<&str> = responses.iter().filter(|r| r.fields.key == key).map(|r| r.id.as_str()).collect();
+        if under_key.len() > 1 {
+            return Err(ambiguous_claim(&target, &key, &under_key).into());
+        }
         status.clear_claim();
         if let Some(own) = responses.iter().find(|r| r.fields.key == key) {
             let other = ctx.owners.other_manager(&target.api_id, &own.id, "", "", &object_key(obj));
