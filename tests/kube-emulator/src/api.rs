@@ -452,6 +452,12 @@ async fn handle(
     let status_only = route.subresource.is_some();
     let validation = field_validation(params)?;
     let mut warnings = Vec::new();
+    // Who writes, for managedFields: `fieldManager`, else the User-Agent up to its first "/"
+    // (`prefixFromUserAgent`).
+    let manager = params.get("fieldManager").filter(|m| !m.is_empty()).cloned().unwrap_or_else(|| {
+        let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        agent.split('/').next().unwrap_or("").to_owned()
+    });
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     match verb {
         "get" => {
@@ -478,13 +484,13 @@ async fn handle(
         "watch" => watch(state, rt, route.namespace.clone(), params, as_table.then_some(include)),
         "create" => {
             let object = parse_body(&body)?;
-            create_checked(state, rt, &namespace, object, validation, &mut warnings)
+            create_checked(state, rt, &namespace, object, validation, &mut warnings, &manager)
                 .map(|o| with_warnings(json_response(StatusCode::CREATED, &o), &warnings))
         }
         "update" => {
             let object = parse_body(&body)?;
             let name = route.name.as_deref().unwrap();
-            update(state, rt, &namespace, name, object, status_only, validation, &mut warnings)
+            update(state, rt, &namespace, name, object, status_only, validation, &mut warnings, &manager)
                 .map(|(code, o)| with_warnings(json_response(code, &o), &warnings))
         }
         "patch" => {
@@ -500,6 +506,7 @@ async fn handle(
                 status_only,
                 validation,
                 &mut warnings,
+                &manager,
             )
             .map(|(code, o)| with_warnings(json_response(code, &o), &warnings))
         }
@@ -950,7 +957,7 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 }
 
 pub(crate) fn create(state: &State, rt: &ResourceType, namespace: &str, object: Value) -> Result<Value, ApiError> {
-    create_checked(state, rt, namespace, object, FieldValidation::Warn, &mut Vec::new())
+    create_checked(state, rt, namespace, object, FieldValidation::Warn, &mut Vec::new(), "")
 }
 
 fn create_checked(
@@ -960,6 +967,7 @@ fn create_checked(
     mut object: Value,
     validation: FieldValidation,
     warnings: &mut Vec<String>,
+    manager: &str,
 ) -> Result<Value, ApiError> {
     check_type(rt, &object)?;
     // Unknown fields are found before decoding drops them; a decoding error comes first.
@@ -968,7 +976,7 @@ fn create_checked(
     unsupported_fields(rt, &object)?;
     check_unknown(rt, &sent, validation, warnings, |e| cannot_be_handled(rt, &e))?;
     let mut store = state.store.lock().unwrap();
-    store_new(&mut store, rt, namespace, object, None)
+    store_new(&mut store, rt, namespace, object, Written::By(manager))
 }
 
 /// The create path after decoding: namespace, name generation, system fields, the strategy's
@@ -978,7 +986,7 @@ fn store_new(
     rt: &ResourceType,
     namespace: &str,
     mut object: Value,
-    managed_fields: Option<Value>,
+    written: Written<'_>,
 ) -> Result<Value, ApiError> {
     if rt.namespaced && store.get("namespaces", "", namespace).is_none() {
         return Err(ApiError::new(404, "NotFound", format!("namespaces {} not found", go_quote(namespace))));
@@ -1021,8 +1029,10 @@ fn store_new(
     }
     metadata.insert("uid".into(), json!(new_uid()));
     metadata.insert("creationTimestamp".into(), json!(now()));
-    if let Some(managed) = managed_fields.filter(|m| !m.is_null()) {
-        metadata.insert("managedFields".into(), managed);
+    if let Written::Applied(managed) = &written
+        && !managed.is_null()
+    {
+        metadata.insert("managedFields".into(), managed.clone());
     }
     if rt.generation {
         metadata.insert("generation".into(), json!(1));
@@ -1035,6 +1045,9 @@ fn store_new(
     }
     normalize(&mut object);
     validate_create(rt, &mut object, &name)?;
+    if let Written::By(manager) = written {
+        patch::record_update(None, &mut object, manager, false, &now());
+    }
     let key_ns = if rt.namespaced { namespace } else { "" };
     if store.get(&rt.plural, key_ns, &name).is_some() {
         let mut err =
@@ -1058,7 +1071,16 @@ fn stripped(object: &Value, drop: &[&str]) -> Value {
     copy
 }
 
+/// How a write is recorded in `managedFields`.
+enum Written<'a> {
+    /// An Update (create, PUT, merge/JSON/strategic patch) by this manager.
+    By(&'a str),
+    /// A server-side apply, whose entries are already computed.
+    Applied(Value),
+}
+
 /// Update semantics shared by PUT and every PATCH: `new` is the whole intended object.
+#[allow(clippy::too_many_arguments)]
 fn commit(
     store: &mut crate::store::Store,
     rt: &ResourceType,
@@ -1067,6 +1089,7 @@ fn commit(
     old: &Value,
     mut new: Value,
     status_only: bool,
+    written: Written<'_>,
 ) -> Result<Value, ApiError> {
     // checkName.
     let new_name = new["metadata"]["name"].as_str().unwrap_or("");
@@ -1164,6 +1187,9 @@ fn commit(
     }
     normalize(&mut new);
     validate_update(rt, &mut new, old, name, early_causes)?;
+    if let Written::By(manager) = written {
+        patch::record_update(Some(old), &mut new, manager, status_only, &now());
+    }
     let without_rv = |o: &Value| {
         let mut copy = o.clone();
         copy["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
@@ -1202,6 +1228,7 @@ fn update(
     status_only: bool,
     validation: FieldValidation,
     warnings: &mut Vec<String>,
+    manager: &str,
 ) -> Result<(StatusCode, Value), ApiError> {
     check_type(rt, &object)?;
     // Unknown fields are found before decoding drops them; a decoding error comes first.
@@ -1222,11 +1249,13 @@ fn update(
             if let Some(metadata) = object["metadata"].as_object_mut() {
                 metadata.remove("resourceVersion");
             }
-            return store_new(&mut store, rt, namespace, object, None).map(|o| (StatusCode::CREATED, o));
+            return store_new(&mut store, rt, namespace, object, Written::By(manager))
+                .map(|o| (StatusCode::CREATED, o));
         }
         Err(err) => return Err(err),
     };
-    commit(&mut store, rt, namespace, name, &old, object, status_only).map(|o| (StatusCode::OK, o))
+    commit(&mut store, rt, namespace, name, &old, object, status_only, Written::By(manager))
+        .map(|o| (StatusCode::OK, o))
 }
 
 /// Keys of a strategic merge patch that a JSON merge patch would apply differently: directives
@@ -1263,6 +1292,7 @@ fn patch_object(
     status_only: bool,
     validation: FieldValidation,
     warnings: &mut Vec<String>,
+    manager: &str,
 ) -> Result<(StatusCode, Value), ApiError> {
     let patch = parse_body(body)?;
     let media = content_type.split(';').next().unwrap_or("").trim();
@@ -1323,7 +1353,8 @@ fn patch_object(
             let mut created = patch::apply_main(&skeleton, &patch, manager, force, &now()).map_err(apply_conflict)?;
             let managed = created["metadata"]["managedFields"].take();
             decode_body(rt, &mut created)?;
-            return store_new(&mut store, rt, namespace, created, Some(managed)).map(|o| (StatusCode::CREATED, o));
+            return store_new(&mut store, rt, namespace, created, Written::Applied(managed))
+                .map(|o| (StatusCode::CREATED, o));
         }
     }
     if media == "application/apply-patch+yaml" && !status_only && !main_apply {
@@ -1386,7 +1417,9 @@ fn patch_object(
             err
         })?;
     }
-    commit(&mut store, rt, namespace, name, &old, new, status_only).map(|o| (StatusCode::OK, o))
+    let written =
+        if media == "application/apply-patch+yaml" { Written::Applied(Value::Null) } else { Written::By(manager) };
+    commit(&mut store, rt, namespace, name, &old, new, status_only, written).map(|o| (StatusCode::OK, o))
 }
 
 /// 409 for fields other managers own, as `internal.NewConflictError` builds it.
@@ -1394,7 +1427,7 @@ fn apply_conflict(conflicts: Vec<patch::Conflict>) -> ApiError {
     let mut err = ApiError::new(409, "Conflict", patch::conflict_message(&conflicts));
     let causes: Vec<Value> = conflicts
         .iter()
-        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", go_quote(&c.manager)), "field": c.path}))
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.manager), "field": c.path}))
         .collect();
     err.details = Some(json!({"causes": causes}));
     err

@@ -301,6 +301,21 @@ async fn server_side_apply_owns_fields_and_a_second_manager_conflicts() {
     stack.ok(&["apply", "--server-side", "--field-manager=other", "-f", "-"], Some(&without_templates)).await;
     let stored = stack.irs().get("client-errors").await.unwrap();
     assert!(stored.data["spec"].get("responseTemplates").is_none(), "{:?}", stored.data);
+
+    // A field changed by an ordinary write (kubectl patch: an Update by "kubectl-patch") leaves
+    // its appliers; applying the old value again conflicts with the writer.
+    let patch = r#"{"spec":{"integrationResponseKey":"$default"}}"#;
+    stack.ok(&["patch", "apigwir", "client-errors", "--type=merge", "-p", patch], None).await;
+    let conflict =
+        stack.kubectl(&["apply", "--server-side", "--field-manager=other", "-f", "-"], Some(&without_templates)).await;
+    assert!(!conflict.ok);
+    assert!(
+        conflict.stderr.contains(
+            r#"Apply failed with 1 conflict: conflict with "kubectl-patch" using apigatewayv2.aws.operator.rs/v1alpha1: .spec.integrationResponseKey"#
+        ),
+        "{}",
+        conflict.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
