@@ -1386,7 +1386,13 @@ fn patch_object(
             let mut new = if status_only {
                 patch::apply_status(&old, &patch, manager, force, &now()).map_err(apply_conflict)?
             } else {
-                patch::apply_main(&old, &patch, manager, force, &now()).map_err(apply_conflict)?
+                match patch::apply_main(&old, &patch, manager, force, &now()) {
+                    Err(conflicts) if patch::upgrades_client_side_apply(&old, manager, &conflicts) => {
+                        patch::apply_main(&old, &patch, manager, true, &now())
+                    }
+                    applied => applied,
+                }
+                .map_err(apply_conflict)?
             };
             // A resourceVersion in the applied configuration is a precondition.
             if let Some(rv) = patch["metadata"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty()) {

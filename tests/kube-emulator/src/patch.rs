@@ -370,6 +370,23 @@ pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, status
     }
 }
 
+/// `lastAppliedManager`: kube-apiserver lets `kubectl`'s first server-side apply take over fields
+/// that client-side apply set, without conflicts: when every conflict is on a field of the
+/// object's `kubectl.kubernetes.io/last-applied-configuration`, the apply is forced.
+pub fn upgrades_client_side_apply(live: &Value, manager: &str, conflicts: &[Conflict]) -> bool {
+    if manager != "kubectl" {
+        return false;
+    }
+    let Some(last) = live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        .as_str()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    else {
+        return false;
+    };
+    let allowed: Vec<String> = applied_fields(&last).iter().map(path_string).collect();
+    conflicts.iter().all(|c| allowed.contains(&c.path))
+}
+
 /// Server-side apply of the main resource (not its status): `stored` is the current object
 /// (for a create, the new object's skeleton). The manager comes to own every field it
 /// applies; fields it owned before and no longer applies are removed unless another manager

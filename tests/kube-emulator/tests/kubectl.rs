@@ -241,6 +241,26 @@ async fn client_side_apply_creates_then_patches_and_strict_validation_refuses_un
     let unchanged = stack.ok(&["apply", "-f", "-"], Some(&changed)).await;
     assert_eq!(unchanged.trim(), "integrationresponse.apigatewayv2.aws.operator.rs/client-errors unchanged");
 
+    // Moving to server-side apply: another manager's apply conflicts with the client-side
+    // apply's fields; kubectl's own takes them over (the server's last-applied upgrade) and
+    // kubectl migrates the managed fields.
+    let third = EXAMPLE.replace(r"'/4\d\d/'", "$default");
+    let other = stack.kubectl(&["apply", "--server-side", "--field-manager=other", "-f", "-"], Some(&third)).await;
+    assert!(
+        other.stderr.contains(r#"conflict with "kubectl-client-side-apply" using apigatewayv2.aws.operator.rs/v1alpha1: .spec.integrationResponseKey"#),
+        "{}",
+        other.stderr
+    );
+    let upgraded = stack.ok(&["apply", "--server-side", "-f", "-"], Some(&third)).await;
+    assert_eq!(upgraded.trim(), "integrationresponse.apigatewayv2.aws.operator.rs/client-errors serverside-applied");
+    let stored = stack.irs().get("client-errors").await.unwrap();
+    assert_eq!(stored.data["spec"]["integrationResponseKey"], "$default");
+    let managers: Vec<String> = stored.metadata.managed_fields.unwrap().into_iter().filter_map(|m| m.manager).collect();
+    assert!(
+        managers.contains(&"kubectl".to_owned()) && !managers.contains(&"kubectl-client-side-apply".to_owned()),
+        "{managers:?}"
+    );
+
     // kubectl asks for fieldValidation=Strict (the server supports it, says OpenAPI v3).
     let typo = EXAMPLE.replace("client-errors", "typo").replace("  apiId:", "  colour: blue\n  apiId:");
     let refused = stack.kubectl(&["apply", "-f", "-"], Some(&typo)).await;
