@@ -1,4 +1,5 @@
-"""Helpers for scripts/run-local.sh: free ports, moto set-up, applying the example, waiting."""
+"""Helpers for scripts/run-local.sh: free ports, moto set-up, the example (rendered for kubectl, or
+applied with a plain POST when kubectl is missing), waiting."""
 import json
 import socket
 import sys
@@ -38,6 +39,21 @@ def moto_integration(endpoint):
     print(api, integration)
 
 
+def example_ref(example):
+    with open(example) as f:
+        obj = yaml.safe_load(f)
+    print(obj["metadata"].get("namespace", "default"), obj["metadata"]["name"])
+
+
+def render_example(example, api_id, integration_id):
+    """The example with moto's ids, as YAML for `kubectl apply -f -`."""
+    with open(example) as f:
+        obj = yaml.safe_load(f)
+    obj["spec"]["apiId"] = api_id
+    obj["spec"]["integrationId"] = integration_id
+    print(yaml.safe_dump(obj, sort_keys=False), end="")
+
+
 def apply_and_wait(kube_url, example, api_id, integration_id, seconds=60):
     with open(example) as f:
         obj = yaml.safe_load(f)
@@ -68,4 +84,6 @@ if __name__ == "__main__":
     {"free-port": lambda: print(free_port()),
      "wait-port": lambda: wait_port(int(args[0])),
      "moto-integration": lambda: moto_integration(*args),
+     "example-ref": lambda: example_ref(*args),
+     "render-example": lambda: render_example(*args),
      "apply-and-wait": lambda: apply_and_wait(*args)}[command]()

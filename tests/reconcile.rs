@@ -1667,3 +1667,203 @@ async fn a_namespaced_crossplane_reference_waits_then_resolves_and_its_deletion_
     assert!(h.aws.responses().is_empty());
     assert!(h.kube.object().is_none());
 }
+
+#[tokio::test]
+async fn observing_a_response_seen_gone_is_not_left_in_sync_when_the_lookup_fails() {
+    let (h, id) = observing(true);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").1, "InSync");
+    h.aws.state.lock().unwrap().responses.remove(&id);
+    h.later().await;
+    h.aws.clear_calls();
+    // The shared read answers (the id is missing), the direct read says 404, then the lookup
+    // by key is throttled.
+    h.aws.before_next("GetIntegrationResponses", |state| {
+        state.before_next("GetIntegrationResponses", |state| {
+            state.fail_this_call("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "x"));
+        });
+    });
+    h.fail_and_requeue().await;
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponses", "GetIntegrationResponse", "GetIntegrationResponses"]);
+    let (ready, reason, _) = h.condition("Ready");
+    assert_eq!((ready.as_str(), reason.as_str()), ("False", "Throttled"), "seen gone: not InSync any more");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+}
+
+/// A create under Manage whose outcome is unknown (500): the claim of instance "test" stays.
+async fn with_an_unresolved_claim() -> Harness {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.fail_next("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "timeout"));
+    h.fail_and_requeue().await;
+    assert_eq!(h.status().claimed_key(), Some("/4\\d\\d/"));
+    assert_eq!(h.status().integration_response_id, None);
+    h.aws.clear_calls();
+    h
+}
+
+#[tokio::test]
+async fn observing_under_a_claim_never_makes_another_objects_response_its_own() {
+    let h = with_an_unresolved_claim().await;
+    assert!(h.aws.responses().is_empty(), "the create did not happen");
+    // Meanwhile default/zeta made a response under that key, and records it.
+    let theirs = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    let mut zeta = support::integration_response("zeta", API, INTEGRATION);
+    zeta.status = Some(IntegrationResponseStatus {
+        integration_response_id: Some(theirs.clone()),
+        api_id: Some(API.into()),
+        integration_id: Some(INTEGRATION.into()),
+        ..Default::default()
+    });
+    h.ctx.owners.observe(&zeta);
+    h.kube.state.lock().unwrap().others.insert("zeta".into(), serde_json::to_value(&zeta).unwrap());
+
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    h.reconcile().await.unwrap();
+    let status = h.status();
+    assert_eq!(status.integration_response_id.as_deref(), Some(theirs.as_str()));
+    assert!(status.observed_only, "default/zeta's response: only observed here");
+    assert_eq!(status.claimed_key(), None);
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+    // So default/zeta, which sorts after it, does not give its response up to an observer.
+    h.ctx.owners.observe(&h.object());
+    assert_eq!(h.ctx.owners.yields_to(API, &theirs, "default/zeta"), None);
+    // And this object, switched to Manage, follows the adopt rules for it.
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Manage"));
+    h.fail_and_requeue().await;
+    assert_eq!(h.condition("Stalled").1, "AlreadyExists");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn observing_waits_for_another_instances_fresh_claim_and_its_response_is_recorded() {
+    // Instance "other" is creating this object's response under the key the spec had then,
+    // when the user switches to Observe and changes the key, which another tool already uses.
+    let mut object = support::integration_response("errors", API, INTEGRATION);
+    object.metadata.finalizers = Some(vec!["apigatewayv2.aws.operator.rs/finalizer".into()]);
+    object.spec.management_policy = Some(integration_response_operator::crd::ManagementPolicy::Observe);
+    let since = k8s_openapi::jiff::Timestamp::from_second(k8s_openapi::jiff::Timestamp::now().as_second()).unwrap();
+    object.status = Some(
+        serde_json::from_value(json!({
+            "region": "us-east-1", "apiId": API, "integrationId": INTEGRATION,
+            "pendingCreate": {"key": "/5\\d\\d/", "holder": "other", "since": since.to_string()},
+        }))
+        .unwrap(),
+    );
+    let h = Harness::with_object(Harness::ready_integration(), object);
+    let foreign = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    let _ = h.reconcile().await;
+    // Then the other instance's create lands, and that instance looks again.
+    let made = h.aws.insert_foreign(API, INTEGRATION, "/5\\d\\d/");
+    let other = support::context_as(&h.kube, &h.aws, "other");
+    let _ = reconcile(Arc::new(h.object()), other).await;
+    let status = h.status();
+    assert_eq!(status.claimed_key(), None, "the claim is resolved");
+    assert_eq!(status.integration_response_id.as_deref(), Some(made.as_str()), "its own create, not {foreign}");
+    assert!(!status.observed_only);
+    assert_eq!(status.differences[0].field, "integrationResponseKey");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn an_observed_response_gone_before_adoption_is_not_reported_as_adopted() {
+    let (h, id) = observing(true);
+    h.kube.set_annotation("apigatewayv2.aws.operator.rs/adopt", "true");
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    h.aws.state.lock().unwrap().responses.remove(&id);
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Manage"));
+    h.reconcile().await.unwrap();
+    let created = h.aws.only_response();
+    assert_eq!(h.id(), created.id);
+    assert_eq!(h.kube.event_reasons(), ["Created"], "{:?}", h.kube.event_notes());
+}
+
+#[tokio::test]
+async fn deleting_an_observing_object_with_a_claim_names_the_response_it_keeps() {
+    // A create whose reply was lost: the response exists, its id was never recorded.
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    h.aws.before_next("CreateIntegrationResponse", |state| {
+        state.insert(API, INTEGRATION, "/4\\d\\d/");
+        state.fail_this_call("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "x"));
+    });
+    h.fail_and_requeue().await;
+    assert_eq!(h.status().integration_response_id, None);
+    let made = h.aws.only_response().id;
+    // Switched to Observe and deleted before any pass looked the key up.
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    h.kube.request_deletion();
+    h.aws.clear_calls();
+    h.reconcile().await.unwrap();
+    assert!(h.kube.object().is_none());
+    assert_eq!(aws_writes(&h), Vec::<String>::new(), "Observe never deletes");
+    assert_eq!(h.aws.only_response().id, made);
+    let notes = h.kube.event_notes();
+    assert!(notes.last().is_some_and(|n| n.contains(&made) && n.contains("managementPolicy Observe")), "{notes:?}");
+}
+
+#[tokio::test]
+async fn a_pass_from_a_copy_that_predates_the_switch_to_observe_does_not_update_aws() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.aws.tamper(&id, |stored| stored.template_selection_expression = Some("$request.body.x".into()));
+    h.later().await;
+    // The watch has not delivered the switch yet: the pass starts from the Manage copy.
+    let stale = h.object();
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    let _ = reconcile(Arc::new(stale), h.ctx.clone()).await;
+    assert_eq!(aws_writes(&h), Vec::<String>::new(), "the object is observed now");
+    assert_eq!(h.aws.only_response().template_selection_expression.as_deref(), Some("$request.body.x"));
+    assert_eq!(h.condition("Ready").1, "Differs", "decided again from the object as it is");
+}
+
+#[tokio::test]
+async fn a_cleanup_from_a_copy_that_predates_the_switch_to_observe_does_not_delete_in_aws() {
+    let h = Harness::created(Harness::ready_integration()).await;
+    let id = h.id();
+    h.kube.request_deletion();
+    // The delete failed; the user switches to Observe to keep the response, as the README says
+    // Retain does. The retry starts from the copy the watch had before that edit.
+    let stale = h.object();
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    let _ = reconcile(Arc::new(stale), h.ctx.clone()).await;
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+    assert_eq!(h.aws.only_response().id, id);
+}
+
+#[tokio::test]
+async fn the_differs_message_of_an_only_observed_response_says_that_managing_it_needs_the_adopt_annotation() {
+    let (h, _) = observing(false);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    let (_, reason, message) = h.condition("Ready");
+    assert_eq!(reason, "Differs");
+    assert!(message.contains("apigatewayv2.aws.operator.rs/adopt"), "switching alone would stall: {message}");
+
+    // With the annotation set, switching is all it takes.
+    h.kube.set_annotation("apigatewayv2.aws.operator.rs/adopt", "true");
+    h.later().await;
+    h.reconcile().await.unwrap();
+    let (_, _, message) = h.condition("Ready");
+    assert!(message.ends_with("Set managementPolicy: Manage to apply the spec."), "{message}");
+}
+
+#[tokio::test]
+async fn observing_under_a_claim_with_two_responses_under_its_key_takes_neither() {
+    let h = with_an_unresolved_claim().await;
+    // An emulator that accepts duplicate keys: the create made one, another tool the other.
+    let first = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    let second = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    let (err, _) = h.fail_and_requeue().await;
+    assert_eq!(err.category(), "stalled");
+    let status = h.status();
+    assert_eq!(status.integration_response_id, None, "neither is known to be its own");
+    assert_eq!(status.claimed_key(), Some("/4\\d\\d/"), "the claim stays, as under Manage");
+    let (_, reason, message) = h.condition("Stalled");
+    assert_eq!(reason, "AlreadyExists");
+    assert!(message.contains(&first) && message.contains(&second), "{message}");
+    assert_eq!(aws_writes(&h), Vec::<String>::new());
+}

@@ -107,11 +107,12 @@ impl Run<'_, '_> {
         let desired = Desired::from_spec(&self.obj.spec);
         let aws = self.ctx.aws.for_target(&target).await;
 
-        // A response found while observing is someone else's until adopted.
+        // A response found while observing is someone else's until adopted. Adopting reads it.
+        let mut adopted = None;
         if self.status.observed_only
             && let Some(id) = self.status.integration_response_id.clone()
         {
-            self.adopt_observed(&aws, &target, &id, &desired).await?;
+            adopted = self.adopt_observed(&aws, &target, &id, &desired).await?;
         }
 
         // Two objects recording one response (instances whose caches lagged each other): the
@@ -128,6 +129,7 @@ impl Run<'_, '_> {
         // A resync of an object already in sync: one shared read per integration. A fingerprint
         // that does not match (or no entry) falls through to a direct read below.
         if let Some(id) = self.status.integration_response_id.clone()
+            && adopted.is_none()
             && self.in_sync_at_this_generation()
         {
             if self.ctx.snapshots.recently_verified(&object_key(self.obj), desired.fingerprint()) {
@@ -141,9 +143,10 @@ impl Run<'_, '_> {
             }
         }
 
-        let found = match self.status.integration_response_id.clone() {
-            None => Found::Missing,
-            Some(id) => match aws.get(&target, &id).await {
+        let found = match (adopted, self.status.integration_response_id.clone()) {
+            (Some(observed), _) => Found::Recorded(observed),
+            (None, None) => Found::Missing,
+            (None, Some(id)) => match aws.get(&target, &id).await {
                 Ok(observed) => Found::Recorded(observed),
                 Err(err) if err.is_not_found() => Found::Lost,
                 Err(err) => return Err(Failure::from(err).into()),
@@ -175,6 +178,9 @@ impl Run<'_, '_> {
         match planned {
             Plan::InSync => Ok(ready_message(&existing.id)),
             Plan::Update(changes) => {
+                // Unlike a create or a replace, an update is not preceded by a conditional status
+                // write, which would refuse a copy that predates an edit of the object.
+                self.still_current().await?;
                 let updated = aws.update(&target, &existing.id, &changes).await;
                 self.ctx.snapshots.invalidate(&target);
                 let updated = match updated {
@@ -232,25 +238,27 @@ impl Run<'_, '_> {
     }
 
     /// A response recorded under managementPolicy Observe becomes this object's only through the
-    /// adopt annotation, and only if no other object manages it.
+    /// adopt annotation, and only if no other object manages it. Returns it as read when adopted;
+    /// `None` when it is gone (the id is then dropped).
     async fn adopt_observed(
         &mut self,
         aws: &IntegrationResponses,
         target: &Target,
         id: &str,
         desired: &Desired,
-    ) -> Result<()> {
-        if self.obj.annotations().get(ADOPT_ANNOTATION).map(String::as_str) != Some("true") {
-            // Gone since it was observed: there is nothing to adopt, and the key is free.
-            match aws.get(target, id).await {
-                Err(err) if err.is_not_found() => {
-                    self.status.integration_response_id = None;
-                    self.status.observed_only = false;
-                    return Ok(());
-                }
-                Err(err) => return Err(Failure::from(err).into()),
-                Ok(_) => {}
+    ) -> Result<Option<Observed>> {
+        // Gone since it was observed: there is nothing to adopt (nor to report adopted), and
+        // the key is free.
+        let observed = match aws.get(target, id).await {
+            Err(err) if err.is_not_found() => {
+                self.status.integration_response_id = None;
+                self.status.observed_only = false;
+                return Ok(None);
             }
+            Err(err) => return Err(Failure::from(err).into()),
+            Ok(observed) => observed,
+        };
+        if self.obj.annotations().get(ADOPT_ANNOTATION).map(String::as_str) != Some("true") {
             return Err(Failure::stalled(
                 "AlreadyExists",
                 format!(
@@ -270,7 +278,7 @@ impl Run<'_, '_> {
         }
         self.status.observed_only = false;
         self.changes.push(("Adopted", format!("Adopted integration response {id}, observed until now")));
-        Ok(())
+        Ok(Some(observed))
     }
 
     /// Deletes the response and creates it again from the spec, for changes an update cannot make.
@@ -299,6 +307,29 @@ impl Run<'_, '_> {
             .into());
         }
         Ok(ready_message(&created.id))
+    }
+
+    /// Fails unless the object, as the API server holds it now, is still the one this pass
+    /// started from at the same generation: a cached copy can predate a spec edit (a switch to
+    /// managementPolicy Observe, say) or a deletion. The status write of that failure is then
+    /// refused as well (409), and `apply` decides again from the object as it is.
+    async fn still_current(&self) -> Result<()> {
+        let api: Api<IntegrationResponse> =
+            Api::namespaced(self.ctx.client.clone(), &self.obj.namespace().unwrap_or_default());
+        let current = api.get_opt(&self.obj.name_any()).await?;
+        let same = current.is_some_and(|current| {
+            current.uid() == self.obj.uid()
+                && current.metadata.generation == self.obj.metadata.generation
+                && current.metadata.deletion_timestamp.is_none()
+        });
+        if same {
+            return Ok(());
+        }
+        Err(Failure::Transient {
+            reason: "ObjectChanged",
+            message: "The object changed while it was being reconciled; reconciling it again.".into(),
+        }
+        .into())
     }
 
     /// Ready for the current generation as of the copy this pass started from.

@@ -18,9 +18,13 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     // Counted as in progress until the watch sees it go (see `Context::forget`).
     ctx.metrics.set_object_state(&object_key(obj), Some(ObjectState::Progressing));
     // A copy that shows nothing created may predate our own last write (the watch lags): read
-    // it fresh before letting the finalizer go, so a response just made is not leaked.
+    // it fresh before letting the finalizer go, so a response just made is not leaked. And a
+    // copy that has the response deleted may predate an edit that keeps it (managementPolicy
+    // Observe, deletionPolicy Retain): a delete cannot be undone, so it is decided on the
+    // object as the API server holds it.
+    let nothing_recorded = status.integration_response_id.is_none() && status.claimed_key().is_none();
     let fresh;
-    let obj = if status.integration_response_id.is_none() && status.claimed_key().is_none() {
+    let obj = if nothing_recorded || kept_because(obj, &status).is_none() {
         fresh = api.get(&obj.name_any()).await?;
         // Another object under the same name (deleted and created again), or no longer being
         // deleted: nothing here is ours to delete.
@@ -39,18 +43,20 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
         report_failure(ctx, obj, &mut writer, &mut status, &waiting, false).await?;
         return Err(Error::Failure(waiting));
     }
-    let kept_because = if obj.spec.management_policy() == ManagementPolicy::Observe {
-        Some("managementPolicy Observe")
-    } else if status.observed_only {
-        Some("it was only observed, never managed by this object")
-    } else if obj.spec.deletion_policy() == DeletionPolicy::Retain {
-        Some("deletionPolicy Retain")
-    } else {
-        None
-    };
-    if let Some(why) = kept_because {
+    if let Some(why) = kept_because(obj, &status) {
         if let Some(id) = &status.integration_response_id {
             events::normal(ctx, obj, "Retained", format!("Kept {id} in AWS ({why})")).await;
+        } else if let Some(key) = status.claimed_key() {
+            // A create whose id was never recorded: what it made stays too. Say which it is,
+            // or the response would be left behind with nobody knowing its id.
+            let note = match made_under_claim(obj, ctx, &status, key).await {
+                Some(id) => format!("Kept {id} (key {key}, created before its id could be recorded) in AWS ({why})"),
+                None => format!(
+                    "Kept in AWS whatever a create under key {key} made (its id was never recorded; look the key \
+                     up on the integration) ({why})"
+                ),
+            };
+            events::normal(ctx, obj, "Retained", note).await;
         }
         return Ok(Action::await_change());
     }
@@ -75,6 +81,52 @@ pub async fn cleanup(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integra
     }
 }
 
+/// Why the response stays in AWS when the object goes, if it does.
+fn kept_because(obj: &IntegrationResponse, status: &IntegrationResponseStatus) -> Option<&'static str> {
+    if obj.spec.management_policy() == ManagementPolicy::Observe {
+        Some("managementPolicy Observe")
+    } else if status.observed_only {
+        Some("it was only observed, never managed by this object")
+    } else if obj.spec.deletion_policy() == DeletionPolicy::Retain {
+        Some("deletionPolicy Retain")
+    } else {
+        None
+    }
+}
+
+/// Where the response was created, as recorded; the spec is only a fallback.
+async fn recorded_target(
+    obj: &IntegrationResponse,
+    ctx: &Context,
+    status: &IntegrationResponseStatus,
+) -> Result<Option<Target>, Failure> {
+    let region = status.region.as_deref().or(obj.spec.region.as_deref()).or(ctx.settings.default_region.as_deref());
+    // Recorded with every claim and id, so the spec's (absent with integrationRef) is only a
+    // fallback for objects from older versions.
+    let api_id = status.api_id.clone().or_else(|| obj.spec.api_id.clone());
+    let integration_id = status.integration_id.clone().or_else(|| obj.spec.integration_id.clone());
+    let (Some(region), Some(api_id), Some(integration_id)) = (region, api_id, integration_id) else {
+        return Ok(None);
+    };
+    let identity = super::accounts::identity_for_cleanup(ctx, obj, status).await?;
+    Ok(Some(Target { region: region.to_owned(), api_id, integration_id, identity }))
+}
+
+/// The one response under the claimed key, if a read finds exactly one (read only).
+async fn made_under_claim(
+    obj: &IntegrationResponse,
+    ctx: &Context,
+    status: &IntegrationResponseStatus,
+    key: &str,
+) -> Option<String> {
+    let target = recorded_target(obj, ctx, status).await.ok().flatten()?;
+    let responses = ctx.aws.for_target(&target).await.list(&target).await.ok()?;
+    match responses.iter().filter(|r| r.fields.key == key).collect::<Vec<_>>()[..] {
+        [only] => Some(only.id.clone()),
+        _ => None,
+    }
+}
+
 /// Returns the id and what its delete found, or `None` when nothing was ever created.
 async fn delete_in_aws(
     obj: &IntegrationResponse,
@@ -84,25 +136,7 @@ async fn delete_in_aws(
     if status.integration_response_id.is_none() && status.claimed_key().is_none() {
         return Ok(None);
     }
-    // Where it was created, as recorded; the spec is only a fallback.
-    let target = Target {
-        region: match status.region.as_deref().or(obj.spec.region.as_deref()).or(ctx.settings.default_region.as_deref())
-        {
-            Some(region) => region.to_owned(),
-            None => return Ok(None),
-        },
-        // Recorded with every claim and id, so the spec's (absent with integrationRef) is only
-        // a fallback for objects from older versions.
-        api_id: match status.api_id.clone().or_else(|| obj.spec.api_id.clone()) {
-            Some(api_id) => api_id,
-            None => return Ok(None),
-        },
-        integration_id: match status.integration_id.clone().or_else(|| obj.spec.integration_id.clone()) {
-            Some(integration_id) => integration_id,
-            None => return Ok(None),
-        },
-        identity: super::accounts::identity_for_cleanup(ctx, obj, status).await?,
-    };
+    let Some(target) = recorded_target(obj, ctx, status).await? else { return Ok(None) };
     let aws = ctx.aws.for_target(&target).await;
     let id = match (&status.integration_response_id, status.claimed_key()) {
         (Some(id), _) => id.clone(),

@@ -1,14 +1,14 @@
 //! managementPolicy Observe: find the response, record its id, report how AWS differs from the
 //! spec. Nothing here writes to AWS.
 
-use kube::Api;
 use kube::runtime::controller::Action;
+use kube::{Api, ResourceExt};
 
-use super::apply::claim_of_another;
+use super::apply::{ambiguous_claim, claim_of_another};
 use super::status::{StatusWriter, object_key, report_failure, set_phase};
 use super::{Context, events, referenced};
 use crate::conditions::Phase;
-use crate::crd::{IntegrationResponse, IntegrationResponseStatus};
+use crate::crd::{ADOPT_ANNOTATION, IntegrationResponse, IntegrationResponseStatus};
 use crate::differences::{MAX_LISTED, differences, field_names};
 use crate::domain::{Desired, Observed, Target};
 use crate::failure::Failure;
@@ -21,7 +21,10 @@ pub async fn observe_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<In
     let mut writer = StatusWriter::new(api, obj);
     let mut status = obj.status.clone().unwrap_or_default();
     let before: Vec<String> = status.differences.iter().map(|d| d.field.clone()).collect();
-    match look(obj, ctx, &mut status).await {
+    // Set once this pass has seen the recorded response gone: a failure after that must not
+    // leave the object InSync.
+    let mut seen_gone = false;
+    match look(obj, ctx, &mut status, &mut seen_gone).await {
         Ok(found) => {
             let desired = Desired::from_spec(&obj.spec);
             let (phase, state) = match &found {
@@ -34,7 +37,10 @@ pub async fn observe_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<In
                         );
                         (Phase::Observed { in_sync: true, message }, ObjectState::Ready)
                     } else {
-                        (differs(&observed.id, &status.differences), ObjectState::Differs)
+                        // Managing a response this object did not make takes the adopt annotation.
+                        let needs_adopt = status.observed_only
+                            && obj.annotations().get(ADOPT_ANNOTATION).map(String::as_str) != Some("true");
+                        (differs(&observed.id, &status.differences, needs_adopt), ObjectState::Differs)
                     }
                 }
                 None => {
@@ -72,7 +78,7 @@ pub async fn observe_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<In
             Ok(ctx.resync(obj))
         }
         Err(Error::Failure(failure)) => {
-            report_failure(ctx, obj, &mut writer, &mut status, &failure, false).await?;
+            report_failure(ctx, obj, &mut writer, &mut status, &failure, seen_gone).await?;
             Err(Error::Failure(failure))
         }
         Err(err) => Err(err),
@@ -84,6 +90,7 @@ async fn look(
     obj: &IntegrationResponse,
     ctx: &Context,
     status: &mut IntegrationResponseStatus,
+    seen_gone: &mut bool,
 ) -> Result<Option<Observed>> {
     let target = referenced::target(ctx, obj, status).await?;
     let desired = Desired::from_spec(&obj.spec);
@@ -103,26 +110,41 @@ async fn look(
         }
         match aws.get(&target, &id).await {
             Ok(observed) => return Ok(Some(observed)),
-            Err(err) if err.is_not_found() => {}
+            Err(err) if err.is_not_found() => *seen_gone = true,
             Err(err) => return Err(Failure::from(err).into()),
         }
+    }
+    // Another instance's fresh claim: it is creating this object's response now. Whatever it
+    // makes is recorded by that instance's next pass, which this one must not pre-empt by
+    // recording another response (the claim would then never be resolved).
+    if let Some(waiting) = claim_of_another(status, &ctx.settings) {
+        return Err(waiting.into());
     }
     // No id, or the recorded one is gone: look the key up.
     let responses = aws.list(&target).await.map_err(Failure::from)?;
     // A create of this very object whose id was never recorded (interrupted under Manage): the
-    // response is the object's own.
+    // response is the object's own, unless another object records it (it made the response,
+    // or took it over): then it is only observed here, so the two never both own it.
     if let Some(key) = status.claimed_key().map(str::to_owned) {
+        // Several under it (an emulator that accepts duplicate keys): which one is ours cannot
+        // be told, so neither is taken, and the claim stays (as under Manage).
+        let under_key: Vec<&str> = responses.iter().filter(|r| r.fields.key == key).map(|r| r.id.as_str()).collect();
+        if under_key.len() > 1 {
+            return Err(ambiguous_claim(&target, &key, &under_key).into());
+        }
+        status.clear_claim();
         if let Some(own) = responses.iter().find(|r| r.fields.key == key) {
+            let other = ctx.owners.other_manager(&target.api_id, &own.id, "", "", &object_key(obj));
+            let theirs = match other {
+                Some(owner) => ctx.still_records(&owner, &own.id).await?,
+                None => false,
+            };
             status.integration_response_id = Some(own.id.clone());
-            status.observed_only = false;
-            status.clear_claim();
+            status.observed_only = theirs;
             record_target(status, &target);
             return Ok(Some(own.clone()));
         }
-        // Nothing was created under it. Another instance's fresh claim is left to that instance.
-        if claim_of_another(status, &ctx.settings).is_none() {
-            status.clear_claim();
-        }
+        // Nothing was created under it.
     }
     match responses.into_iter().find(|r| r.fields.key == desired.key) {
         Some(found) => {
@@ -156,18 +178,26 @@ fn in_sync_at_this_generation(obj: &IntegrationResponse) -> bool {
     })
 }
 
-fn differs(id: &str, listed: &[crate::crd::Difference]) -> Phase {
+fn differs(id: &str, listed: &[crate::crd::Difference], needs_adopt: bool) -> Phase {
     let names = field_names(listed).join(", ");
     let more = if listed.len() > MAX_LISTED {
         format!(" ({} differences, first {MAX_LISTED} listed)", listed.len())
     } else {
         String::new()
     };
+    let to_apply = if needs_adopt {
+        format!(
+            "This object did not create {id}: set the annotation {ADOPT_ANNOTATION}: \"true\" and managementPolicy: \
+             Manage to apply the spec."
+        )
+    } else {
+        "Set managementPolicy: Manage to apply the spec.".to_owned()
+    };
     Phase::Observed {
         in_sync: false,
         message: format!(
             "AWS differs from the spec in {names}{more} (see status.differences); managementPolicy Observe leaves \
-             {id} unchanged. Set managementPolicy: Manage to apply the spec."
+             {id} unchanged. {to_apply}"
         ),
     }
 }

@@ -355,17 +355,10 @@ fn serve_discovery(state: &State, method: &Method, path: &str, headers: &axum::h
         ["apis", group, version] => discovery::api_resource_list(&resources, group, version)
             .map_or_else(not_found, |d| json_response(StatusCode::OK, &d)),
         ["openapi", "v3"] => json_response(StatusCode::OK, &discovery::openapi_index(&resources)),
-        ["openapi", "v3", "apis", group, version] => match discovery::openapi_document(&resources, group, version) {
-            Some(doc) => json_response(StatusCode::OK, &doc),
-            None if Resources::is_builtin_group(group) => ApiError::not_implemented(format!(
-                "the OpenAPI v3 document of the built-in group-version {group}/{version}"
-            ))
-            .into_response(),
-            None => not_found(),
-        },
-        ["openapi", "v3", "api", "v1"] => {
-            ApiError::not_implemented("the OpenAPI v3 document of the core group (api/v1)").into_response()
-        }
+        ["openapi", "v3", "apis", group, version] => discovery::openapi_document(&resources, group, version)
+            .map_or_else(not_found, |doc| json_response(StatusCode::OK, &doc)),
+        ["openapi", "v3", "api", version] => discovery::openapi_document(&resources, "", version)
+            .map_or_else(not_found, |doc| json_response(StatusCode::OK, &doc)),
         ["openapi", "v2"] => {
             ApiError::not_implemented("OpenAPI v2 (/openapi/v2); OpenAPI v3 is served for custom resources")
                 .into_response()
@@ -459,6 +452,12 @@ async fn handle(
     let status_only = route.subresource.is_some();
     let validation = field_validation(params)?;
     let mut warnings = Vec::new();
+    // Who writes, for managedFields: `fieldManager`, else the User-Agent up to its first "/"
+    // (`prefixFromUserAgent`).
+    let manager = params.get("fieldManager").filter(|m| !m.is_empty()).cloned().unwrap_or_else(|| {
+        let agent = headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).unwrap_or("");
+        agent.split('/').next().unwrap_or("").to_owned()
+    });
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("").to_owned();
     match verb {
         "get" => {
@@ -482,17 +481,16 @@ async fn handle(
             }
             Ok(json_response(StatusCode::OK, &listed))
         }
-        "watch" if as_table => Err(ApiError::not_implemented("watches that return Tables (kubectl get --watch)")),
-        "watch" => watch(state, rt, route.namespace.clone(), params),
+        "watch" => watch(state, rt, route.namespace.clone(), params, as_table.then_some(include)),
         "create" => {
             let object = parse_body(&body)?;
-            create_checked(state, rt, &namespace, object, validation, &mut warnings)
+            create_checked(state, rt, &namespace, object, validation, &mut warnings, &manager)
                 .map(|o| with_warnings(json_response(StatusCode::CREATED, &o), &warnings))
         }
         "update" => {
             let object = parse_body(&body)?;
             let name = route.name.as_deref().unwrap();
-            update(state, rt, &namespace, name, object, status_only, validation, &mut warnings)
+            update(state, rt, &namespace, name, object, status_only, validation, &mut warnings, &manager)
                 .map(|(code, o)| with_warnings(json_response(code, &o), &warnings))
         }
         "patch" => {
@@ -508,6 +506,7 @@ async fn handle(
                 status_only,
                 validation,
                 &mut warnings,
+                &manager,
             )
             .map(|(code, o)| with_warnings(json_response(code, &o), &warnings))
         }
@@ -640,11 +639,14 @@ fn list(
     }))
 }
 
+/// A watch; with `table` (the `includeObject` setting), each event's object is a Table of one
+/// row, and only the first carries the column definitions, as kube-apiserver sends them.
 fn watch(
     state: &Arc<State>,
     rt: &ResourceType,
     namespace: Option<String>,
     params: &HashMap<String, String>,
+    table: Option<String>,
 ) -> Result<Response, ApiError> {
     if params.get("sendInitialEvents").is_some_and(|v| v == "true") {
         return Err(ApiError::not_implemented("streaming lists (sendInitialEvents=true)"));
@@ -664,8 +666,24 @@ fn watch(
     };
     let plural = rt.plural.clone();
     let (tx, rx) = mpsc::channel::<Result<Bytes, Infallible>>(256);
+    let headers_sent = std::sync::atomic::AtomicBool::new(false);
     let line = move |kind: &str, object: &Value| {
-        let object = if kind == "ERROR" || kind == "BOOKMARK" { object.clone() } else { present(&view, object) };
+        let object = match (kind, &table) {
+            ("ERROR", _) => object.clone(),
+            ("BOOKMARK", None) => object.clone(),
+            ("BOOKMARK", Some(include)) => {
+                let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+                let no_headers = headers_sent.swap(true, std::sync::atomic::Ordering::Relaxed);
+                table::table(&view, &[], meta, include, no_headers)
+            }
+            (_, None) => present(&view, object),
+            (_, Some(include)) => {
+                let object = present(&view, object);
+                let meta = json!({"resourceVersion": object["metadata"]["resourceVersion"]});
+                let no_headers = headers_sent.swap(true, std::sync::atomic::Ordering::Relaxed);
+                table::table(&view, &[object], meta, include, no_headers)
+            }
+        };
         Ok(Bytes::from(format!("{}\n", json!({"type": kind, "object": object}))))
     };
 
@@ -894,11 +912,16 @@ fn check_unknown(
     warnings: &mut Vec<String>,
     refuse: impl FnOnce(String) -> ApiError,
 ) -> Result<(), ApiError> {
-    let Some(schema) = &rt.schema else {
-        return Ok(());
+    let unknown = match (&rt.schema, rt.builtin) {
+        (_, Some(builtin)) => decode::unknown_fields(object, builtin.shape()),
+        (Some(schema), None) => {
+            let mut unknown = decode::unknown_metadata_fields(&object["metadata"]);
+            unknown.extend(schema.unknown_fields(object));
+            unknown
+        }
+        (None, None) => Vec::new(),
     };
-    let errors: Vec<String> =
-        schema.unknown_fields(object).iter().map(|p| format!("unknown field {}", go_quote(p))).collect();
+    let errors: Vec<String> = unknown.iter().map(|p| format!("unknown field {}", go_quote(p))).collect();
     if errors.is_empty() {
         return Ok(());
     }
@@ -934,7 +957,7 @@ fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
 }
 
 pub(crate) fn create(state: &State, rt: &ResourceType, namespace: &str, object: Value) -> Result<Value, ApiError> {
-    create_checked(state, rt, namespace, object, FieldValidation::Warn, &mut Vec::new())
+    create_checked(state, rt, namespace, object, FieldValidation::Warn, &mut Vec::new(), "")
 }
 
 fn create_checked(
@@ -944,13 +967,16 @@ fn create_checked(
     mut object: Value,
     validation: FieldValidation,
     warnings: &mut Vec<String>,
+    manager: &str,
 ) -> Result<Value, ApiError> {
     check_type(rt, &object)?;
+    // Unknown fields are found before decoding drops them; a decoding error comes first.
+    let sent = object.clone();
     decode_body(rt, &mut object)?;
     unsupported_fields(rt, &object)?;
-    check_unknown(rt, &object, validation, warnings, |e| cannot_be_handled(rt, &e))?;
+    check_unknown(rt, &sent, validation, warnings, |e| cannot_be_handled(rt, &e))?;
     let mut store = state.store.lock().unwrap();
-    store_new(&mut store, rt, namespace, object, None)
+    store_new(&mut store, rt, namespace, object, Written::By(manager))
 }
 
 /// The create path after decoding: namespace, name generation, system fields, the strategy's
@@ -960,7 +986,7 @@ fn store_new(
     rt: &ResourceType,
     namespace: &str,
     mut object: Value,
-    managed_fields: Option<Value>,
+    written: Written<'_>,
 ) -> Result<Value, ApiError> {
     if rt.namespaced && store.get("namespaces", "", namespace).is_none() {
         return Err(ApiError::new(404, "NotFound", format!("namespaces {} not found", go_quote(namespace))));
@@ -1003,8 +1029,10 @@ fn store_new(
     }
     metadata.insert("uid".into(), json!(new_uid()));
     metadata.insert("creationTimestamp".into(), json!(now()));
-    if let Some(managed) = managed_fields.filter(|m| !m.is_null()) {
-        metadata.insert("managedFields".into(), managed);
+    if let Written::Applied(managed) = &written
+        && !managed.is_null()
+    {
+        metadata.insert("managedFields".into(), managed.clone());
     }
     if rt.generation {
         metadata.insert("generation".into(), json!(1));
@@ -1017,6 +1045,9 @@ fn store_new(
     }
     normalize(&mut object);
     validate_create(rt, &mut object, &name)?;
+    if let Written::By(manager) = written {
+        patch::record_update(None, &mut object, manager, false, &now());
+    }
     let key_ns = if rt.namespaced { namespace } else { "" };
     if store.get(&rt.plural, key_ns, &name).is_some() {
         let mut err =
@@ -1040,7 +1071,16 @@ fn stripped(object: &Value, drop: &[&str]) -> Value {
     copy
 }
 
+/// How a write is recorded in `managedFields`.
+enum Written<'a> {
+    /// An Update (create, PUT, merge/JSON/strategic patch) by this manager.
+    By(&'a str),
+    /// A server-side apply, whose entries are already computed.
+    Applied(Value),
+}
+
 /// Update semantics shared by PUT and every PATCH: `new` is the whole intended object.
+#[allow(clippy::too_many_arguments)]
 fn commit(
     store: &mut crate::store::Store,
     rt: &ResourceType,
@@ -1049,6 +1089,7 @@ fn commit(
     old: &Value,
     mut new: Value,
     status_only: bool,
+    written: Written<'_>,
 ) -> Result<Value, ApiError> {
     // checkName.
     let new_name = new["metadata"]["name"].as_str().unwrap_or("");
@@ -1146,6 +1187,9 @@ fn commit(
     }
     normalize(&mut new);
     validate_update(rt, &mut new, old, name, early_causes)?;
+    if let Written::By(manager) = written {
+        patch::record_update(Some(old), &mut new, manager, status_only, &now());
+    }
     let without_rv = |o: &Value| {
         let mut copy = o.clone();
         copy["metadata"].as_object_mut().map(|m| m.remove("resourceVersion"));
@@ -1184,11 +1228,14 @@ fn update(
     status_only: bool,
     validation: FieldValidation,
     warnings: &mut Vec<String>,
+    manager: &str,
 ) -> Result<(StatusCode, Value), ApiError> {
     check_type(rt, &object)?;
+    // Unknown fields are found before decoding drops them; a decoding error comes first.
+    let sent = object.clone();
     decode_body(rt, &mut object)?;
     unsupported_fields(rt, &object)?;
-    check_unknown(rt, &object, validation, warnings, |e| cannot_be_handled(rt, &e))?;
+    check_unknown(rt, &sent, validation, warnings, |e| cannot_be_handled(rt, &e))?;
     let mut store = state.store.lock().unwrap();
     let old = match stored(&store, rt, namespace, name) {
         Ok(old) => old,
@@ -1202,11 +1249,13 @@ fn update(
             if let Some(metadata) = object["metadata"].as_object_mut() {
                 metadata.remove("resourceVersion");
             }
-            return store_new(&mut store, rt, namespace, object, None).map(|o| (StatusCode::CREATED, o));
+            return store_new(&mut store, rt, namespace, object, Written::By(manager))
+                .map(|o| (StatusCode::CREATED, o));
         }
         Err(err) => return Err(err),
     };
-    commit(&mut store, rt, namespace, name, &old, object, status_only).map(|o| (StatusCode::OK, o))
+    commit(&mut store, rt, namespace, name, &old, object, status_only, Written::By(manager))
+        .map(|o| (StatusCode::OK, o))
 }
 
 /// Keys of a strategic merge patch that a JSON merge patch would apply differently: directives
@@ -1243,6 +1292,7 @@ fn patch_object(
     status_only: bool,
     validation: FieldValidation,
     warnings: &mut Vec<String>,
+    manager: &str,
 ) -> Result<(StatusCode, Value), ApiError> {
     let patch = parse_body(body)?;
     let media = content_type.split(';').next().unwrap_or("").trim();
@@ -1262,14 +1312,21 @@ fn patch_object(
         })
     };
     let mut store = state.store.lock().unwrap();
-    let main_apply = media == "application/apply-patch+yaml" && !status_only && rt.builtin.is_none();
-    if media == "application/apply-patch+yaml"
-        && let Some(schema) = &rt.schema
-    {
+    // Server-side apply of the whole object: custom resources, Leases and Events (whose fields
+    // are scalars and structs, owned leaf by leaf).
+    let main_apply = media == "application/apply-patch+yaml"
+        && !status_only
+        && rt.view == View::Stored
+        && matches!(rt.builtin, None | Some(crate::builtin::Builtin::Lease | crate::builtin::Builtin::Event));
+    if media == "application/apply-patch+yaml" && (main_apply || status_only) {
         // structured-merge-diff refuses fields the schema lacks, whatever fieldValidation
         // says, with an error that is not a Status: a 500 on kube-apiserver up to 1.36
         // (kubernetes/kubernetes#139253).
-        let unknown = schema.unknown_fields(&patch);
+        let unknown = match (&rt.schema, rt.builtin) {
+            (_, Some(builtin)) => decode::unknown_fields(&patch, builtin.shape()),
+            (Some(schema), None) => schema.unknown_fields(&patch),
+            (None, None) => Vec::new(),
+        };
         if !unknown.is_empty() {
             let errors: Vec<String> = unknown.iter().map(|p| format!(".{p}: field not declared in schema")).collect();
             let text =
@@ -1296,14 +1353,12 @@ fn patch_object(
             let mut created = patch::apply_main(&skeleton, &patch, manager, force, &now()).map_err(apply_conflict)?;
             let managed = created["metadata"]["managedFields"].take();
             decode_body(rt, &mut created)?;
-            return store_new(&mut store, rt, namespace, created, Some(managed)).map(|o| (StatusCode::CREATED, o));
+            return store_new(&mut store, rt, namespace, created, Written::Applied(managed))
+                .map(|o| (StatusCode::CREATED, o));
         }
     }
     if media == "application/apply-patch+yaml" && !status_only && !main_apply {
-        return Err(ApiError::not_implemented(format!(
-            "server-side apply of {} outside the status subresource",
-            rt.group_resource()
-        )));
+        return Err(ApiError::not_implemented(format!("server-side apply of {}", rt.group_resource())));
     }
     let old = stored(&store, rt, namespace, name)?;
     let mut new = match media {
@@ -1331,7 +1386,13 @@ fn patch_object(
             let mut new = if status_only {
                 patch::apply_status(&old, &patch, manager, force, &now()).map_err(apply_conflict)?
             } else {
-                patch::apply_main(&old, &patch, manager, force, &now()).map_err(apply_conflict)?
+                match patch::apply_main(&old, &patch, manager, force, &now()) {
+                    Err(conflicts) if patch::upgrades_client_side_apply(&old, manager, &conflicts) => {
+                        patch::apply_main(&old, &patch, manager, true, &now())
+                    }
+                    applied => applied,
+                }
+                .map_err(apply_conflict)?
             };
             // A resourceVersion in the applied configuration is a precondition.
             if let Some(rv) = patch["metadata"]["resourceVersion"].as_str().filter(|rv| !rv.is_empty()) {
@@ -1350,18 +1411,21 @@ fn patch_object(
             return Err(ApiError::not_implemented(format!("patches of type {other:?} on {}", rt.plural)));
         }
     };
+    let patched = new.clone();
     decode_patched(rt, &mut new)?;
     unsupported_fields(rt, &new)?;
     if media != "application/apply-patch+yaml" {
-        let rendered = new.to_string();
-        check_unknown(rt, &new, validation, warnings, |e| {
+        let rendered = patched.to_string();
+        check_unknown(rt, &patched, validation, warnings, |e| {
             let causes = [Cause::invalid("patch", Bad::Str(&rendered), &e)];
             let mut err = ApiError::new(422, "Invalid", validation::invalid_message("", "", &causes));
             err.details = Some(details("", "", "", &causes));
             err
         })?;
     }
-    commit(&mut store, rt, namespace, name, &old, new, status_only).map(|o| (StatusCode::OK, o))
+    let written =
+        if media == "application/apply-patch+yaml" { Written::Applied(Value::Null) } else { Written::By(manager) };
+    commit(&mut store, rt, namespace, name, &old, new, status_only, written).map(|o| (StatusCode::OK, o))
 }
 
 /// 409 for fields other managers own, as `internal.NewConflictError` builds it.
@@ -1369,7 +1433,7 @@ fn apply_conflict(conflicts: Vec<patch::Conflict>) -> ApiError {
     let mut err = ApiError::new(409, "Conflict", patch::conflict_message(&conflicts));
     let causes: Vec<Value> = conflicts
         .iter()
-        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", go_quote(&c.manager)), "field": c.path}))
+        .map(|c| json!({"reason": "FieldManagerConflict", "message": format!("conflict with {}", c.manager), "field": c.path}))
         .collect();
     err.details = Some(json!({"causes": causes}));
     err

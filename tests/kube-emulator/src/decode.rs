@@ -266,6 +266,47 @@ pub fn decode_object(object: &mut Value, shape: &'static Struct) -> Result<(), D
     result
 }
 
+/// Fields of `value` that the Go type `ty` has no place for, as strict decoding names them
+/// (`spec.foo`, `metadata.ownerReferences[0].bar`); `path` is the prefix.
+fn unknown_in(value: &Value, ty: &Ty, path: &str, out: &mut Vec<String>) {
+    let join = |key: &str| if path.is_empty() { key.to_owned() } else { format!("{path}.{key}") };
+    match (ty, value) {
+        (Ty::Struct(shape), Value::Object(map)) => {
+            for (key, child) in map {
+                match shape.fields.iter().find(|(name, _)| name == key) {
+                    Some((_, ty)) => unknown_in(child, ty, &join(key), out),
+                    None => out.push(join(key)),
+                }
+            }
+        }
+        (Ty::StructList(shape), Value::Array(items)) => {
+            for (i, item) in items.iter().enumerate() {
+                unknown_in(item, &Ty::Struct(shape), &format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Fields of a built-in object that its Go struct does not have (apiVersion and kind aside).
+pub fn unknown_fields(object: &Value, shape: &'static Struct) -> Vec<String> {
+    let mut out = Vec::new();
+    if let Value::Object(map) = object {
+        let mut rest = map.clone();
+        rest.remove("apiVersion");
+        rest.remove("kind");
+        unknown_in(&Value::Object(rest), &Ty::Struct(shape), "", &mut out);
+    }
+    out
+}
+
+/// Fields of `metadata` that `ObjectMeta` does not have, as `metadata.<field>`.
+pub fn unknown_metadata_fields(metadata: &Value) -> Vec<String> {
+    let mut out = Vec::new();
+    unknown_in(metadata, &Ty::Struct(&OBJECT_META), "metadata", &mut out);
+    out
+}
+
 /// Decodes `metadata` on its own, as the custom-resource handler does
 /// (`schemaobjectmeta.GetObjectMeta`: field paths relative to metadata).
 pub fn decode_metadata(metadata: &mut Value) -> Result<(), DecodeError> {

@@ -3,17 +3,18 @@
 //! - aggregated discovery (`apidiscovery.k8s.io/v2` `APIGroupDiscoveryList` at `/api` and
 //!   `/apis`, when the client's `Accept` asks for it, as client-go 1.30+ does), and the legacy
 //!   documents (`APIVersions`, `APIGroupList`, `APIGroup`, `APIResourceList`) otherwise;
-//! - `/openapi/v3` (the index of group-versions) and `/openapi/v3/apis/<group>/<version>` for
-//!   custom resources, built from the CRD schema the way apiextensions-apiserver publishes it
-//!   (apiVersion, kind and `metadata` added, `x-kubernetes-group-version-kind`, PATCH
-//!   operations listing `fieldValidation`, so kubectl validates on the server).
+//! - `/openapi/v3` (the index of group-versions) and `/openapi/v3/api/v1`,
+//!   `/openapi/v3/apis/<group>/<version>`: custom resources built from the CRD schema the way
+//!   apiextensions-apiserver publishes it (apiVersion, kind and `metadata` added), built-in
+//!   kinds from their Kubernetes schemas; each with `x-kubernetes-group-version-kind` and PATCH
+//!   operations listing `fieldValidation`, so kubectl validates on the server.
 //!
-//! `openapi_meta.json` holds the `ObjectMeta` and `ListMeta` schemas (and those they refer to),
-//! with the real server's descriptions, as k8s-openapi 0.29 (`v1_33`, feature `schemars`)
-//! generates them under schemars' OpenAPI 3 settings (`#/components/schemas/...` references).
-//!
-//! Built-in groups have discovery but no OpenAPI document here (`kubectl explain lease` is a
-//! 404 "not found" from kubectl's side, where the real server would explain it).
+//! `openapi_k8s.json` holds the schemas of the built-in kinds served (Namespace, core and
+//! `events.k8s.io` Event, Lease) and of `ObjectMeta`, `ListMeta` and what they refer to, with the
+//! real server's descriptions, as k8s-openapi 0.29 (`v1_33`, feature `schemars`) generates them
+//! under schemars' OpenAPI 3 settings (`#/components/schemas/...` references). They lack the
+//! real documents' `x-kubernetes-patch-strategy` extensions, so kubectl's strategic merge
+//! patches of built-in kinds replace lists whole (as the emulator applies them anyway).
 
 use std::collections::BTreeMap;
 use std::sync::LazyLock;
@@ -226,13 +227,13 @@ pub fn api_resource_list(resources: &Resources, group: &str, version: &str) -> O
     Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": list}))
 }
 
-static META_SCHEMAS: LazyLock<Value> =
-    LazyLock::new(|| serde_json::from_str(include_str!("openapi_meta.json")).expect("openapi_meta.json parses"));
+static K8S_SCHEMAS: LazyLock<Value> =
+    LazyLock::new(|| serde_json::from_str(include_str!("openapi_k8s.json")).expect("openapi_k8s.json parses"));
 
-/// Group-versions that have an OpenAPI v3 document here: those of custom resources.
+/// Group-versions that have an OpenAPI v3 document: all served.
 fn openapi_group_versions(resources: &Resources) -> Vec<(String, String)> {
     let mut out: Vec<(String, String)> = Vec::new();
-    for rt in resources.all().iter().filter(|rt| rt.schema.is_some()) {
+    for rt in resources.all() {
         let gv = (rt.group.clone(), rt.version.clone());
         if !out.contains(&gv) {
             out.push(gv);
@@ -254,10 +255,8 @@ pub fn openapi_index(resources: &Resources) -> Value {
     let mut paths = Map::new();
     for (group, version) in openapi_group_versions(resources) {
         let doc = openapi_document(resources, &group, &version).expect("listed group-version has a document");
-        paths.insert(
-            format!("apis/{group}/{version}"),
-            json!({"serverRelativeURL": format!("/openapi/v3/apis/{group}/{version}?hash={}", digest(&doc))}),
-        );
+        let key = if group.is_empty() { format!("api/{version}") } else { format!("apis/{group}/{version}") };
+        paths.insert(key.clone(), json!({"serverRelativeURL": format!("/openapi/v3/{key}?hash={}", digest(&doc))}));
     }
     json!({"paths": paths})
 }
@@ -306,33 +305,54 @@ fn operation(
     op
 }
 
-/// `/openapi/v3/apis/<group>/<version>`, if it is a custom resource group-version.
+/// The Kubernetes schema of a built-in kind (`io.k8s.api.coordination.v1.Lease`).
+fn builtin_schema_name(rt: &ResourceType) -> String {
+    let package = match rt.group.as_str() {
+        "" => "core",
+        group => group.split('.').next().unwrap_or(group),
+    };
+    format!("io.k8s.api.{package}.{}.{}", rt.version, rt.kind)
+}
+
+/// A custom resource's schema as apiextensions-apiserver publishes it.
+fn crd_schema(crd: &Value) -> Value {
+    let mut schema = crd.clone();
+    let properties = schema["properties"].as_object_mut().map(std::mem::take).unwrap_or_default();
+    let mut with_meta = Map::new();
+    with_meta.insert("apiVersion".into(), json!({"description": API_VERSION_DOC, "type": "string"}));
+    with_meta.insert("kind".into(), json!({"description": KIND_DOC, "type": "string"}));
+    with_meta.insert(
+        "metadata".into(),
+        json!({
+            "allOf": [reference("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")],
+            "default": {},
+            "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
+        }),
+    );
+    with_meta.extend(properties);
+    schema["properties"] = Value::Object(with_meta);
+    schema
+}
+
+/// `/openapi/v3/api/v1` or `/openapi/v3/apis/<group>/<version>`, if served.
 pub fn openapi_document(resources: &Resources, group: &str, version: &str) -> Option<Value> {
     let types: Vec<&ResourceType> =
-        resources.all().iter().filter(|rt| rt.group == group && rt.version == version && rt.schema.is_some()).collect();
+        resources.all().iter().filter(|rt| rt.group == group && rt.version == version).collect();
     if types.is_empty() {
         return None;
     }
-    let mut schemas: Map<String, Value> = META_SCHEMAS.as_object().cloned().unwrap_or_default();
+    let mut schemas: Map<String, Value> = K8S_SCHEMAS.as_object().cloned().unwrap_or_default();
     let mut paths = Map::new();
     for rt in types {
-        let name = schema_name(rt, &rt.kind);
-        let list_name = schema_name(rt, &format!("{}List", rt.kind));
-        let mut schema = rt.schema.as_ref().unwrap().openapi().clone();
-        let properties = schema["properties"].as_object_mut().map(std::mem::take).unwrap_or_default();
-        let mut with_meta = Map::new();
-        with_meta.insert("apiVersion".into(), json!({"description": API_VERSION_DOC, "type": "string"}));
-        with_meta.insert("kind".into(), json!({"description": KIND_DOC, "type": "string"}));
-        with_meta.insert(
-            "metadata".into(),
-            json!({
-                "allOf": [reference("io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta")],
-                "default": {},
-                "description": "Standard object's metadata. More info: https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata",
-            }),
-        );
-        with_meta.extend(properties);
-        schema["properties"] = Value::Object(with_meta);
+        let (name, mut schema) = match &rt.schema {
+            Some(crd) => (schema_name(rt, &rt.kind), crd_schema(crd.openapi())),
+            None => {
+                let name = builtin_schema_name(rt);
+                let schema = schemas.get(&name).cloned().unwrap_or_else(|| panic!("openapi_k8s.json lacks {name}"));
+                (name, schema)
+            }
+        };
+        let list_name = format!("{name}List");
         schema["x-kubernetes-group-version-kind"] = json!([gvk(rt)]);
         schemas.insert(name.clone(), schema);
         schemas.insert(
@@ -383,10 +403,11 @@ pub fn openapi_document(resources: &Resources, group: &str, version: &str) -> Op
             .collect::<Vec<_>>()
         };
         let kind = &rt.kind;
+        let root = if group.is_empty() { format!("/api/{version}") } else { format!("/apis/{group}/{version}") };
         let (base, scope) = if rt.namespaced {
-            (format!("/apis/{group}/{version}/namespaces/{{namespace}}/{}", rt.plural), "Namespaced")
+            (format!("{root}/namespaces/{{namespace}}/{}", rt.plural), "Namespaced")
         } else {
-            (format!("/apis/{group}/{version}/{}", rt.plural), "")
+            (format!("{root}/{}", rt.plural), "")
         };
         let path_param = |name: &str| json!({"name": name, "in": "path", "required": true, "schema": {"type": "string", "uniqueItems": true}});
         let mut collection_params = vec![];
@@ -406,8 +427,17 @@ pub fn openapi_document(resources: &Resources, group: &str, version: &str) -> Op
         item_params.insert(0, path_param("name"));
         let mut patch_params = write();
         patch_params.push(query("force", "Force is going to \"force\" Apply requests."));
-        let patch_types: &[&str] =
-            &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"];
+        // Custom resources take no strategic merge patch (a 415), built-in kinds do.
+        let patch_types: &[&str] = if rt.builtin.is_some() {
+            &[
+                "application/json-patch+json",
+                "application/merge-patch+json",
+                "application/strategic-merge-patch+json",
+                "application/apply-patch+yaml",
+            ]
+        } else {
+            &["application/json-patch+json", "application/merge-patch+json", "application/apply-patch+yaml"]
+        };
         paths.insert(
             format!("{base}/{{name}}"),
             json!({
@@ -431,7 +461,7 @@ pub fn openapi_document(resources: &Resources, group: &str, version: &str) -> Op
         }
         if rt.namespaced {
             paths.insert(
-                format!("/apis/{group}/{version}/{}", rt.plural),
+                format!("{root}/{}", rt.plural),
                 json!({"get": operation(rt, "list", &format!("list{kind}ForAllNamespaces"), &list, list_params(), None)}),
             );
         }

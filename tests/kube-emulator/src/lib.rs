@@ -4,9 +4,11 @@
 //! uses: its custom resource (from the CRD files), namespaces, `events.k8s.io/v1` Events and
 //! `coordination.k8s.io/v1` Leases. It follows kube-apiserver's documented behaviour for those
 //! (resourceVersion and generation, finalizers, the status subresource, watch with 410 Gone,
-//! JSON/merge patch, server-side apply of status, schema and CEL validation, and the built-in
-//! kinds' own decoding and validation with the real server's wording), and answers anything
-//! else with 501 naming what is missing, never with a made-up success.
+//! JSON/merge patch, server-side apply with field ownership, schema and CEL validation,
+//! `fieldValidation`, and the built-in kinds' own decoding and validation with the real
+//! server's wording), serves what `kubectl` needs (discovery, OpenAPI v3, Tables, core `v1`
+//! Events read from the `events.k8s.io` ones), and answers anything else with 501 naming what
+//! is missing, never with a made-up success.
 //! Differences from the real server are listed in `tests/README.md`.
 
 pub mod api;

@@ -57,10 +57,7 @@ pub fn apply_status(
         for field in owned_by(entry) {
             if applied_status.get(&field).is_some_and(|v| status.get(&field) != Some(v)) {
                 if !force {
-                    conflicts.push(Conflict {
-                        manager: entry["manager"].as_str().unwrap_or("").to_owned(),
-                        path: format!(".status.{field}"),
-                    });
+                    conflicts.push(Conflict { manager: manager_label(entry), path: format!(".status.{field}") });
                 } else if let Some(fields) = entry["fieldsV1"]["f:status"].as_object_mut() {
                     fields.remove(&format!("f:{field}"));
                 }
@@ -105,6 +102,8 @@ pub fn apply_status(
 /// A field another manager owns with a different value, as structured-merge-diff reports it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Conflict {
+    /// The manager as the real server prints it: `"kubectl"`, `"op" with subresource "status"`,
+    /// `"kubectl-client-side-apply" using apps/v1` (an Update).
     pub manager: String,
     /// `.spec.apiId`, `.metadata.labels.app`, `.metadata.finalizers[="x"]`.
     pub path: String,
@@ -113,21 +112,29 @@ pub struct Conflict {
 /// `internal.NewConflictError`'s message: one conflict inline, several grouped by manager.
 pub fn conflict_message(conflicts: &[Conflict]) -> String {
     if let [one] = conflicts {
-        return format!(
-            "Apply failed with 1 conflict: conflict with {}: {}",
-            crate::validation::go_quote(&one.manager),
-            one.path
-        );
+        return format!("Apply failed with 1 conflict: conflict with {}: {}", one.manager, one.path);
     }
     let mut managers: Vec<&str> = conflicts.iter().map(|c| c.manager.as_str()).collect();
     managers.sort();
     managers.dedup();
     let mut lines = Vec::new();
     for manager in managers {
-        lines.push(format!("conflicts with {}:", crate::validation::go_quote(manager)));
+        lines.push(format!("conflicts with {manager}:"));
         lines.extend(conflicts.iter().filter(|c| c.manager == manager).map(|c| format!("- {}", c.path)));
     }
     format!("Apply failed with {} conflicts: {}", conflicts.len(), lines.join("\n"))
+}
+
+/// `printManager`: the manager quoted, its subresource, and for an Update the API version.
+fn manager_label(entry: &Value) -> String {
+    let mut label = crate::validation::go_quote(entry["manager"].as_str().unwrap_or(""));
+    if let Some(sub) = entry["subresource"].as_str().filter(|s| !s.is_empty()) {
+        label = format!("{label} with subresource {}", crate::validation::go_quote(sub));
+    }
+    if entry["operation"] == "Update" {
+        label = format!("{label} using {}", entry["apiVersion"].as_str().unwrap_or(""));
+    }
+    label
 }
 
 /// One owned field: keys from the root; a finalizer is `v:"name"` under `finalizers`.
@@ -283,6 +290,103 @@ fn merge_applied(target: &mut Value, applied: &Value, path: &mut Vec<String>) {
     }
 }
 
+/// The fields of an object as field ownership counts them: for the main resource, as
+/// [`applied_fields`]; for the status subresource, status's top-level fields.
+fn owned_fields(object: &Value, status: bool) -> Vec<FieldPath> {
+    if status {
+        return object["status"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(k, _)| vec!["status".to_owned(), k.clone()])
+            .collect();
+    }
+    applied_fields(object)
+}
+
+/// Records a write that is not an apply (create, PUT, merge/JSON/strategic patch) in
+/// `managedFields`, as kube-apiserver's field manager does: the writer (`manager`, operation
+/// `Update`) comes to own every field it set or changed, and fields it changed or removed leave
+/// every other manager's set. An Update never conflicts. `old` is `None` for a create.
+pub fn record_update(old: Option<&Value>, new: &mut Value, manager: &str, status: bool, now: &str) {
+    if manager.is_empty() {
+        return;
+    }
+    let empty = json!({});
+    let old = old.unwrap_or(&empty);
+    let before = owned_fields(old, status);
+    let after = owned_fields(new, status);
+    let set: Vec<FieldPath> = after.iter().filter(|p| value_at(old, p) != value_at(new, p)).cloned().collect();
+    let removed: Vec<FieldPath> = before.iter().filter(|p| value_at(new, p).is_none()).cloned().collect();
+    if set.is_empty() && removed.is_empty() {
+        return;
+    }
+    let in_scope = |e: &Value| {
+        let sub = e.get("subresource").and_then(Value::as_str).unwrap_or("");
+        if status { sub == "status" } else { sub.is_empty() }
+    };
+    let touches = |owned: &FieldPath| set.iter().chain(&removed).any(|p| owned.starts_with(p) || p.starts_with(owned));
+    let mut managed: Vec<Value> = new["metadata"]["managedFields"].as_array().cloned().unwrap_or_default();
+    let mut mine: Vec<FieldPath> = Vec::new();
+    for entry in managed.iter_mut().filter(|e| in_scope(e)) {
+        let owned = from_fields_v1(&entry["fieldsV1"]);
+        if entry["manager"] == manager && entry["operation"] == "Update" {
+            mine = owned.into_iter().filter(|p| !removed.contains(p)).collect();
+            entry["fieldsV1"] = json!({});
+        } else {
+            let kept: Vec<FieldPath> = owned.iter().filter(|p| !touches(p)).cloned().collect();
+            if kept.len() != owned.len() {
+                entry["fieldsV1"] = to_fields_v1(&kept);
+            }
+        }
+    }
+    for path in set {
+        if !mine.contains(&path) {
+            mine.push(path);
+        }
+    }
+    managed.retain(|e| !(in_scope(e) && e["manager"] == manager && e["operation"] == "Update"));
+    managed.retain(|e| !in_scope(e) || !from_fields_v1(&e["fieldsV1"]).is_empty());
+    if !mine.is_empty() {
+        let mut entry = json!({
+            "manager": manager,
+            "operation": "Update",
+            "apiVersion": new["apiVersion"],
+            "time": now,
+            "fieldsType": "FieldsV1",
+            "fieldsV1": to_fields_v1(&mine),
+        });
+        if status {
+            entry["subresource"] = json!("status");
+        }
+        managed.push(entry);
+    }
+    if managed.is_empty() {
+        if let Some(meta) = new["metadata"].as_object_mut() {
+            meta.remove("managedFields");
+        }
+    } else {
+        new["metadata"]["managedFields"] = Value::Array(managed);
+    }
+}
+
+/// `lastAppliedManager`: kube-apiserver lets `kubectl`'s first server-side apply take over fields
+/// that client-side apply set, without conflicts: when every conflict is on a field of the
+/// object's `kubectl.kubernetes.io/last-applied-configuration`, the apply is forced.
+pub fn upgrades_client_side_apply(live: &Value, manager: &str, conflicts: &[Conflict]) -> bool {
+    if manager != "kubectl" {
+        return false;
+    }
+    let Some(last) = live["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+        .as_str()
+        .and_then(|text| serde_json::from_str::<Value>(text).ok())
+    else {
+        return false;
+    };
+    let allowed: Vec<String> = applied_fields(&last).iter().map(path_string).collect();
+    conflicts.iter().all(|c| allowed.contains(&c.path))
+}
+
 /// Server-side apply of the main resource (not its status): `stored` is the current object
 /// (for a create, the new object's skeleton). The manager comes to own every field it
 /// applies; fields it owned before and no longer applies are removed unless another manager
@@ -312,10 +416,7 @@ pub fn apply_main(
                 if force {
                     kept.retain(|p| p != path);
                 } else {
-                    conflicts.push(Conflict {
-                        manager: entry["manager"].as_str().unwrap_or("").to_owned(),
-                        path: path_string(path),
-                    });
+                    conflicts.push(Conflict { manager: manager_label(entry), path: path_string(path) });
                 }
             }
         }
@@ -404,7 +505,10 @@ mod tests {
         let stored = json!({"metadata": {}});
         let theirs = apply_status(&stored, &json!({"status": {"a": 1}}), "them", false, "t").unwrap();
         let err = apply_status(&theirs, &json!({"status": {"a": 2}}), "us", false, "t").unwrap_err();
-        assert_eq!(conflict_message(&err), "Apply failed with 1 conflict: conflict with \"them\": .status.a");
+        assert_eq!(
+            conflict_message(&err),
+            "Apply failed with 1 conflict: conflict with \"them\" with subresource \"status\": .status.a"
+        );
         let forced = apply_status(&theirs, &json!({"status": {"a": 2}}), "us", true, "t").unwrap();
         assert_eq!(forced["status"]["a"], 2);
     }
@@ -455,5 +559,31 @@ mod tests {
         let second = apply_main(&first, &dropped, "one", false, "t").unwrap();
         assert_eq!(second["metadata"]["finalizers"], json!(["x/keep"]));
         assert_eq!(second["metadata"]["labels"], json!({"other": "1"}));
+    }
+
+    #[test]
+    fn an_update_takes_the_fields_it_changes_from_their_appliers() {
+        let stored = json!({"apiVersion": "x/v1", "metadata": {"name": "a"}, "spec": {}});
+        let applied = apply_main(&stored, &spec(json!({"a": 1, "b": 2})), "applier", false, "t").unwrap();
+        let mut edited = applied.clone();
+        edited["spec"]["a"] = json!(5);
+        edited["spec"].as_object_mut().unwrap().remove("b");
+        edited["spec"]["c"] = json!(3);
+        record_update(Some(&applied), &mut edited, "editor", false, "t");
+        let managed = edited["metadata"]["managedFields"].as_array().unwrap();
+        assert_eq!(managed.len(), 1, "the applier owns nothing any more: {managed:?}");
+        assert_eq!(managed[0]["manager"], "editor");
+        assert_eq!(managed[0]["operation"], "Update");
+        assert_eq!(managed[0]["fieldsV1"], json!({"f:spec": {"f:a": {}, "f:c": {}}}));
+        // The applier applying its old value again now conflicts with the editor.
+        let err = apply_main(&edited, &spec(json!({"a": 1})), "applier", false, "t").unwrap_err();
+        assert_eq!(
+            conflict_message(&err),
+            "Apply failed with 1 conflict: conflict with \"editor\" using x/v1: .spec.a"
+        );
+        // A write that changes nothing records nothing.
+        let mut same = edited.clone();
+        record_update(Some(&edited), &mut same, "other", false, "t");
+        assert_eq!(same, edited);
     }
 }

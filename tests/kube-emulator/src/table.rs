@@ -143,7 +143,7 @@ fn text_of(value: &Value) -> String {
 }
 
 static META: LazyLock<Value> =
-    LazyLock::new(|| serde_json::from_str(include_str!("openapi_meta.json")).expect("openapi_meta.json parses"));
+    LazyLock::new(|| serde_json::from_str(include_str!("openapi_k8s.json")).expect("openapi_k8s.json parses"));
 
 /// The description of an `ObjectMeta` field, as the real server's column definitions carry it.
 fn meta_doc(field: &str) -> String {

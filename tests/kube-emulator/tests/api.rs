@@ -274,13 +274,29 @@ async fn status_server_side_apply_needs_a_manager_and_replaces_what_it_owns() {
     let (code, message) =
         api_error(api.patch_status("a", &PatchParams::default(), &Patch::Apply(body(json!({})))).await.unwrap_err());
     assert_eq!(code, 400, "{message}");
-    // Server-side apply of built-in kinds is not implemented: refused loudly.
+    // Leases take server-side apply (create if absent, field ownership); Namespaces do not
+    // here: refused loudly.
+    let client = Client::try_from(Config::new(_e.url().parse().unwrap())).unwrap();
     let leases: Api<DynamicObject> = Api::default_namespaced_with(
-        Client::try_from(Config::new(_e.url().parse().unwrap())).unwrap(),
+        client.clone(),
         &ApiResource::from_gvk(&GroupVersionKind::gvk("coordination.k8s.io", "v1", "Lease")),
     );
-    let lease = json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}});
-    let (code, message) = api_error(leases.patch("l", &params, &Patch::Apply(lease)).await.unwrap_err());
+    let lease = |holder: &str| {
+        Patch::Apply(
+            json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease", "metadata": {"name": "l"}, "spec": {"holderIdentity": holder}}),
+        )
+    };
+    let created = leases.patch("l", &PatchParams::apply("a"), &lease("a")).await.unwrap();
+    assert_eq!(created.data["spec"]["holderIdentity"], "a");
+    let (code, message) = api_error(leases.patch("l", &PatchParams::apply("b"), &lease("b")).await.unwrap_err());
+    assert_eq!(
+        (code, message.as_str()),
+        (409, "Apply failed with 1 conflict: conflict with \"a\": .spec.holderIdentity")
+    );
+    let namespaces: Api<DynamicObject> =
+        Api::all_with(client, &ApiResource::from_gvk(&GroupVersionKind::gvk("", "v1", "Namespace")));
+    let namespace = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default"}});
+    let (code, message) = api_error(namespaces.patch("default", &params, &Patch::Apply(namespace)).await.unwrap_err());
     assert_eq!(code, 501, "{message}");
 }
 
@@ -359,4 +375,24 @@ async fn two_crds_with_one_plural_in_different_groups_are_refused() {
         ),
         "{err}"
     );
+}
+
+#[tokio::test]
+async fn legacy_discovery_describes_the_crd_and_the_built_in_kinds() {
+    // kube's Discovery reads the legacy documents (/api, /api/v1, /apis, /apis/<group>/<version>);
+    // kubectl reads the aggregated ones (tests/kubectl.rs).
+    let (emulator, _) = start().await;
+    let client = Client::try_from(Config::new(emulator.url().parse().unwrap())).unwrap();
+    let discovery = kube::Discovery::new(client).run().await.unwrap();
+    let group = discovery.get("apigatewayv2.aws.operator.rs").expect("the CRD's group");
+    let (resource, capabilities) = group.recommended_kind("IntegrationResponse").expect("the CRD's kind");
+    assert_eq!(resource.plural, "integrationresponses");
+    assert_eq!(capabilities.scope, kube::discovery::Scope::Namespaced);
+    assert!(capabilities.subresources.iter().any(|(r, _)| r.plural == "status"), "{capabilities:?}");
+    for (group, kind) in
+        [("", "Namespace"), ("", "Event"), ("events.k8s.io", "Event"), ("coordination.k8s.io", "Lease")]
+    {
+        let found = discovery.get(group).and_then(|g| g.recommended_kind(kind));
+        assert!(found.is_some(), "{group}/{kind}");
+    }
 }

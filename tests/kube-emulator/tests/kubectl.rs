@@ -85,6 +85,25 @@ impl Stack {
         .unwrap()
     }
 
+    /// Starts kubectl for a command that does not end by itself (`get --watch`); `stop` ends
+    /// it (SIGKILL) and returns its stdout.
+    fn kubectl_running(&self, args: &[&str]) -> impl FnOnce() -> String + use<> {
+        let mut child = Command::new(&self.kubectl)
+            .args(args)
+            .arg(format!("--cache-dir={}", self.dir.join("cache").display()))
+            .env("KUBECONFIG", self.dir.join("kubeconfig"))
+            .env("HOME", &self.dir)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("kubectl starts");
+        move || {
+            child.kill().unwrap();
+            String::from_utf8_lossy(&child.wait_with_output().unwrap().stdout).into_owned()
+        }
+    }
+
     /// kubectl, which must succeed; returns its stdout.
     async fn ok(&self, args: &[&str], stdin: Option<&str>) -> String {
         let out = self.kubectl(args, stdin).await;
@@ -178,6 +197,23 @@ async fn get_shows_the_printer_columns_and_yaml() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
+async fn get_watch_prints_a_row_per_change() {
+    let stack = Stack::start().await;
+    stack.ok(&["apply", "-f", "-"], Some(EXAMPLE)).await;
+    let stop = stack.kubectl_running(&["get", "apigwir", "--watch", "--output-watch-events"]);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    stack.set_ready("client-errors").await;
+    stack.ok(&["delete", "apigwir", "client-errors"], None).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let watched = tokio::task::spawn_blocking(stop).await.unwrap();
+    let rows: Vec<Vec<&str>> = watched.lines().map(cells).collect();
+    assert_eq!(rows[0], ["EVENT", "NAME", "READY", "REASON", "INTEGRATION RESPONSE ID", "KEY", "AGE"], "{watched}");
+    assert_eq!(rows[1][..3], ["ADDED", "client-errors", r"/4\d\d/"], "{watched}");
+    assert_eq!(rows[2][..5], ["MODIFIED", "client-errors", "True", "Synced", "ir-123"], "{watched}");
+    assert_eq!(rows[3][..2], ["DELETED", "client-errors"], "{watched}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
 async fn explain_prints_the_crd_field_descriptions() {
     let stack = Stack::start().await;
     let spec = stack.ok(&["explain", "integrationresponses.spec"], None).await;
@@ -205,6 +241,26 @@ async fn client_side_apply_creates_then_patches_and_strict_validation_refuses_un
     assert_eq!(stored.metadata.generation, Some(2));
     let unchanged = stack.ok(&["apply", "-f", "-"], Some(&changed)).await;
     assert_eq!(unchanged.trim(), "integrationresponse.apigatewayv2.aws.operator.rs/client-errors unchanged");
+
+    // Moving to server-side apply: another manager's apply conflicts with the client-side
+    // apply's fields; kubectl's own takes them over (the server's last-applied upgrade) and
+    // kubectl migrates the managed fields.
+    let third = EXAMPLE.replace(r"'/4\d\d/'", "$default");
+    let other = stack.kubectl(&["apply", "--server-side", "--field-manager=other", "-f", "-"], Some(&third)).await;
+    assert!(
+        other.stderr.contains(r#"conflict with "kubectl-client-side-apply" using apigatewayv2.aws.operator.rs/v1alpha1: .spec.integrationResponseKey"#),
+        "{}",
+        other.stderr
+    );
+    let upgraded = stack.ok(&["apply", "--server-side", "-f", "-"], Some(&third)).await;
+    assert_eq!(upgraded.trim(), "integrationresponse.apigatewayv2.aws.operator.rs/client-errors serverside-applied");
+    let stored = stack.irs().get("client-errors").await.unwrap();
+    assert_eq!(stored.data["spec"]["integrationResponseKey"], "$default");
+    let managers: Vec<String> = stored.metadata.managed_fields.unwrap().into_iter().filter_map(|m| m.manager).collect();
+    assert!(
+        managers.contains(&"kubectl".to_owned()) && !managers.contains(&"kubectl-client-side-apply".to_owned()),
+        "{managers:?}"
+    );
 
     // kubectl asks for fieldValidation=Strict (the server supports it, says OpenAPI v3).
     let typo = EXAMPLE.replace("client-errors", "typo").replace("  apiId:", "  colour: blue\n  apiId:");
@@ -266,6 +322,21 @@ async fn server_side_apply_owns_fields_and_a_second_manager_conflicts() {
     stack.ok(&["apply", "--server-side", "--field-manager=other", "-f", "-"], Some(&without_templates)).await;
     let stored = stack.irs().get("client-errors").await.unwrap();
     assert!(stored.data["spec"].get("responseTemplates").is_none(), "{:?}", stored.data);
+
+    // A field changed by an ordinary write (kubectl patch: an Update by "kubectl-patch") leaves
+    // its appliers; applying the old value again conflicts with the writer.
+    let patch = r#"{"spec":{"integrationResponseKey":"$default"}}"#;
+    stack.ok(&["patch", "apigwir", "client-errors", "--type=merge", "-p", patch], None).await;
+    let conflict =
+        stack.kubectl(&["apply", "--server-side", "--field-manager=other", "-f", "-"], Some(&without_templates)).await;
+    assert!(!conflict.ok);
+    assert!(
+        conflict.stderr.contains(
+            r#"Apply failed with 1 conflict: conflict with "kubectl-patch" using apigatewayv2.aws.operator.rs/v1alpha1: .spec.integrationResponseKey"#
+        ),
+        "{}",
+        conflict.stderr
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -336,4 +407,38 @@ async fn wait_returns_when_ready_is_set_and_times_out_otherwise() {
     assert!(waited.ok, "{}", waited.stderr);
     assert_eq!(waited.stdout.trim(), "integrationresponse.apigatewayv2.aws.operator.rs/client-errors condition met");
     assert!(started.elapsed() < Duration::from_secs(30), "wait returned on the watch event, not the timeout");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn built_in_kinds_apply_explain_and_print_as_on_the_real_server() {
+    let stack = Stack::start().await;
+    let lease = |holder: &str| {
+        format!(
+            "apiVersion: coordination.k8s.io/v1\nkind: Lease\nmetadata:\n  name: operator\nspec:\n  holderIdentity: {holder}\n  leaseDurationSeconds: 15\n"
+        )
+    };
+    let created = stack.ok(&["apply", "-f", "-"], Some(&lease("pod-a"))).await;
+    assert_eq!(created.trim(), "lease.coordination.k8s.io/operator created");
+    let configured = stack.ok(&["apply", "-f", "-"], Some(&lease("pod-b"))).await;
+    assert_eq!(configured.trim(), "lease.coordination.k8s.io/operator configured");
+    let table = stack.ok(&["get", "leases"], None).await;
+    assert_eq!(cells(table.lines().next().unwrap()), ["NAME", "HOLDER", "AGE"], "{table}");
+    assert_eq!(cells(table.lines().nth(1).unwrap())[..2], ["operator", "pod-b"], "{table}");
+
+    let typo = lease("pod-c").replace("  leaseDurationSeconds", "  leaseDurationSecs");
+    let refused = stack.kubectl(&["apply", "-f", "-"], Some(&typo)).await;
+    assert!(!refused.ok);
+    assert!(
+        refused.stderr.contains("strict decoding error: unknown field \"spec.leaseDurationSecs\""),
+        "{}",
+        refused.stderr
+    );
+
+    let explained = stack.ok(&["explain", "lease.spec.holderIdentity"], None).await;
+    assert!(
+        explained.contains("holderIdentity contains the identity of the holder of a current lease."),
+        "{explained}"
+    );
+    let namespaces = stack.ok(&["get", "ns"], None).await;
+    assert_eq!(cells(namespaces.lines().nth(1).unwrap())[..2], ["default", "Active"], "{namespaces}");
 }
