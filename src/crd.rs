@@ -233,7 +233,7 @@ pub struct IntegrationResponseStatus {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub observed_only: bool,
     /// Under managementPolicy Observe, each field where AWS differs from the spec (empty when
-    /// they match). Response templates are shown by size and fingerprint, never their text.
+    /// they match). Response templates are shown by size only, never their text.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub differences: Vec<Difference>,
     /// The metadata.generation that the conditions describe.

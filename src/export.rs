@@ -16,7 +16,6 @@ use kube::api::ObjectMeta;
 
 use crate::aws::{AwsClients, AwsError, ErrorKind, IntegrationResponses};
 use crate::crd::{ADOPT_ANNOTATION, DeletionPolicy, IntegrationResponse, IntegrationResponseSpec, ManagementPolicy};
-use crate::differences::fnv1a;
 use crate::domain::{Observed, Target};
 use crate::metrics::Metrics;
 use crate::pacing::Pacer;
@@ -147,7 +146,7 @@ fn classify(err: AwsError, region: &str, api_id: &str) -> ExportError {
             api_id: api_id.into(),
         },
         // The SDK fails before sending when no credentials provider has any.
-        ErrorKind::Network | ErrorKind::BadRequest if err.message.to_lowercase().contains("credentials") => {
+        ErrorKind::Network if err.message.to_lowercase().contains("credentials") => {
             ExportError::NoCredentials(err.message)
         }
         _ => ExportError::Aws(err),
@@ -199,6 +198,12 @@ pub fn objects(found: &[Found], options: &Options) -> Vec<IntegrationResponse> {
 
 fn non_empty(map: &BTreeMap<String, String>) -> Option<BTreeMap<String, String>> {
     (!map.is_empty()).then(|| map.clone())
+}
+
+/// FNV-1a, 64 bits: stable across Rust versions and platforms (unlike `DefaultHasher`), so the
+/// same template shows the same fingerprint everywhere.
+pub fn fnv1a(bytes: &[u8]) -> u64 {
+    bytes.iter().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 /// Longest name written: a DNS-1123 label, so the name also works as a label value.
@@ -335,6 +340,13 @@ mod tests {
             && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
             && !name.starts_with('-')
             && !name.ends_with('-')
+    }
+
+    #[test]
+    fn the_name_hash_is_stable_fnv1a() {
+        // FNV-1a test vectors.
+        assert_eq!(fnv1a(b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a(b"a"), 0xaf63_dc4c_8601_ec8c);
     }
 
     #[test]

@@ -1265,7 +1265,7 @@ async fn observing_a_differing_response_lists_the_differences_and_changes_nothin
     let fields: Vec<&str> = differences.iter().map(|d| d.field.as_str()).collect();
     assert_eq!(fields, ["responseTemplates[application/json]", "responseParameters[method.response.header.X-Old]"]);
     let template = &differences[0];
-    assert!(template.spec.as_deref().unwrap().contains("bytes, fingerprint"), "{template:?}");
+    assert_eq!(template.spec.as_deref(), Some("35 bytes (text not shown)"), "{template:?}");
     assert!(!template.aws.as_deref().unwrap().contains("legacy"), "no template text in status: {template:?}");
     assert_eq!((differences[1].spec.as_deref(), differences[1].aws.as_deref()), (None, Some("'1'")));
     assert_eq!(h.kube.event_reasons(), ["Differs"]);
@@ -1866,4 +1866,27 @@ async fn observing_under_a_claim_with_two_responses_under_its_key_takes_neither(
     assert_eq!(reason, "AlreadyExists");
     assert!(message.contains(&first) && message.contains(&second), "{message}");
     assert_eq!(aws_writes(&h), Vec::<String>::new());
+}
+
+#[tokio::test]
+async fn observing_keeps_a_claim_whose_create_may_still_land_and_then_owns_what_it_made() {
+    let h = Harness::new(Harness::ready_integration());
+    h.reconcile().await.unwrap();
+    // The create's answer is lost (a 500): it may or may not have been made.
+    h.aws.fail_next("CreateIntegrationResponse", error_response(500, "InternalServerErrorException", "lost"));
+    h.fail_and_requeue().await;
+    assert!(h.status().claimed_key().is_some());
+    h.kube.edit_spec(|spec| spec["managementPolicy"] = json!("Observe"));
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").1, "Differs", "nothing in AWS yet");
+    assert_eq!(h.status().claimed_key(), Some("/4\\d\\d/"), "no definite answer: the claim stays");
+    // The create lands after all: it is this object's own, not just observed.
+    let id = h.aws.insert_foreign(API, INTEGRATION, "/4\\d\\d/");
+    h.later().await;
+    h.reconcile().await.unwrap();
+    let status = h.status();
+    assert_eq!(status.integration_response_id.as_deref(), Some(id.as_str()));
+    assert!(!status.observed_only);
+    assert_eq!(status.claimed_key(), None);
+    assert_eq!(aws_writes(&h), ["CreateIntegrationResponse"], "the lost create only");
 }

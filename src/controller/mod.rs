@@ -129,8 +129,9 @@ impl Context {
         let Some((namespace, name)) = owner.split_once('/') else { return Ok(false) };
         let api: Api<IntegrationResponse> = Api::namespaced(self.client.clone(), namespace);
         Ok(api.get_opt(name).await?.is_some_and(|other| {
+            // A response the other object only observes is not its own (see `Owners::observe`).
             other.metadata.deletion_timestamp.is_none()
-                && other.status.and_then(|s| s.integration_response_id).as_deref() == Some(id)
+                && other.status.is_some_and(|s| !s.observed_only && s.integration_response_id.as_deref() == Some(id))
         }))
     }
 

@@ -132,8 +132,8 @@ async fn look(
         if under_key.len() > 1 {
             return Err(ambiguous_claim(&target, &key, &under_key).into());
         }
-        status.clear_claim();
         if let Some(own) = responses.iter().find(|r| r.fields.key == key) {
+            status.clear_claim();
             let other = ctx.owners.other_manager(&target.api_id, &own.id, "", "", &object_key(obj));
             let theirs = match other {
                 Some(owner) => ctx.still_records(&owner, &own.id).await?,
@@ -144,7 +144,8 @@ async fn look(
             record_target(status, &target);
             return Ok(Some(own.clone()));
         }
-        // Nothing was created under it.
+        // Nothing under it yet. The claim stays: a create whose answer was lost may still land,
+        // and only a definite answer (as under Manage) may clear it.
     }
     match responses.into_iter().find(|r| r.fields.key == desired.key) {
         Some(found) => {
