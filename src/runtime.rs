@@ -76,14 +76,24 @@ pub async fn run(args: Args) -> anyhow::Result<()> {
     }
     metrics.set_leader(true);
 
-    // Every object's identity depends on the selectors: none is reconciled before they are listed.
-    let _selectors = AbortOnDrop(controller::selectors::start(ctx.clone()).await);
-    info!(?scope, %identity, default_region = args.default_region.as_deref(), resync = ?args.resync_period, "starting controller");
     let ready_state = admin_state.clone();
-    let controllers = controller::run(ctx, scope, args.concurrency, shutdown.clone(), move || {
-        info!("watches synced");
-        ready_state.ready.store(true, Ordering::Relaxed);
-    });
+    let (concurrency, stop) = (args.concurrency, shutdown.clone());
+    let (default_region, resync, name) = (args.default_region.clone(), args.resync_period, identity.clone());
+    // Run under the lease (it is renewed meanwhile): listing the selectors may take a while.
+    let controllers = async move {
+        // Every object's identity depends on the selectors: none is reconciled before they are
+        // listed (a list that fails is tried again, however long that takes).
+        let _selectors = tokio::select! {
+            selectors = controller::selectors::start(ctx.clone()) => AbortOnDrop(selectors),
+            _ = stop.clone().requested() => return,
+        };
+        info!(?scope, identity = %name, default_region = default_region.as_deref(), ?resync, "starting controller");
+        controller::run(ctx, scope, concurrency, stop, move || {
+            info!("watches synced");
+            ready_state.ready.store(true, Ordering::Relaxed);
+        })
+        .await;
+    };
     let drain_limit = args.shutdown_timeout;
     let drain_expired = async {
         shutdown.clone().requested().await;

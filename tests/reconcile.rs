@@ -1890,3 +1890,36 @@ async fn observing_keeps_a_claim_whose_create_may_still_land_and_then_owns_what_
     assert_eq!(status.claimed_key(), None);
     assert_eq!(aws_writes(&h), ["CreateIntegrationResponse"], "the lost create only");
 }
+
+const ROLE_SELECTORS: &str = "/apis/apigatewayv2.aws.operator.rs/v1alpha1/iamroleselectors";
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_reconciled_while_the_role_selectors_cannot_be_listed() {
+    let h = Harness::new(Harness::ready_integration());
+    // The API server fails the list (a 500, a 403 from RBAC not yet bound): that is not "no
+    // selectors", and reconciling now would use the operator's own identity for every namespace.
+    let (code, body) = support::fake_kube::status_error(500, "InternalError", "etcd timeout");
+    h.kube.answer(ROLE_SELECTORS, code.as_u16(), body);
+    let started = tokio::time::timeout(
+        Duration::from_secs(120),
+        integration_response_operator::controller::selectors::start(h.ctx.clone()),
+    )
+    .await;
+    assert!(started.is_err(), "start returned before the selectors could be listed");
+    assert!(
+        h.kube.requests().iter().filter(|r| r.contains("iamroleselectors")).count() > 1,
+        "the list is tried again: {:?}",
+        h.kube.requests()
+    );
+
+    // A 404 is the CRD not being installed: every object then uses the operator's own identity.
+    let (code, body) =
+        support::fake_kube::status_error(404, "NotFound", "the server could not find the requested resource");
+    h.kube.answer(ROLE_SELECTORS, code.as_u16(), body);
+    let started = tokio::time::timeout(
+        Duration::from_secs(120),
+        integration_response_operator::controller::selectors::start(h.ctx.clone()),
+    )
+    .await;
+    started.expect("returns at once when the CRD is not installed").abort();
+}

@@ -22,6 +22,8 @@ use crate::roles::{self, Identity};
 const RECHECK: Duration = Duration::from_secs(600);
 /// How often a cluster without the IAMRoleSelector CRD is checked for it.
 const INSTALL_CHECK: Duration = Duration::from_secs(30);
+/// How soon a failed list of the selectors is tried again.
+const LIST_RETRY: Duration = Duration::from_secs(2);
 
 /// Starts watching selectors; returns once they are listed (at once when the CRD is not
 /// installed: no selector, every object uses the operator's own identity, until it is). The
@@ -57,13 +59,18 @@ pub async fn start(ctx: Arc<Context>) -> tokio::task::JoinHandle<()> {
     task
 }
 
+/// Whether the IAMRoleSelector CRD is installed. Only a 404 says it is not: any other failure (a
+/// 500, RBAC not bound yet) is asked again, since taking it for "no selectors" would reconcile
+/// every namespace with the operator's own identity.
 async fn installed(api: &Api<IAMRoleSelector>) -> bool {
-    match api.list(&ListParams::default().limit(1)).await {
-        Ok(_) => true,
-        Err(kube::Error::Api(status)) if status.code == 404 => false,
-        Err(err) => {
-            warn!(%err, "cannot list IAMRoleSelectors; treating the kind as not installed for now");
-            false
+    loop {
+        match api.list(&ListParams::default().limit(1)).await {
+            Ok(_) => return true,
+            Err(kube::Error::Api(status)) if status.code == 404 => return false,
+            Err(err) => {
+                warn!(%err, "cannot list IAMRoleSelectors; nothing is reconciled until they are listed (retrying)");
+                tokio::time::sleep(LIST_RETRY).await;
+            }
         }
     }
 }

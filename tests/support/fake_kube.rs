@@ -23,6 +23,8 @@ pub struct KubeState {
     /// Objects of other controllers (ACK, Crossplane) by API path, for spec.integrationRef;
     /// any other path under their groups is 404, as for a missing object.
     pub referenced: std::collections::BTreeMap<String, Value>,
+    /// Fixed answers (status code, body) to GETs of these paths, whatever else is stored.
+    pub answers: std::collections::BTreeMap<String, (u16, Value)>,
     pub events: Vec<Value>,
     /// "PATCH finalizers", "APPLY status", "POST event", ...
     pub requests: Vec<String>,
@@ -120,6 +122,11 @@ impl FakeKube {
         };
     }
 
+    /// Answers every GET of `path` with `code` and `body` (a Status for errors).
+    pub fn answer(&self, path: &str, code: u16, body: Value) {
+        self.state.lock().unwrap().answers.insert(path.to_owned(), (code, body));
+    }
+
     pub fn set_annotation(&self, key: &str, value: &str) {
         let mut state = self.state.lock().unwrap();
         let object = state.object.as_mut().expect("object exists");
@@ -148,6 +155,12 @@ impl KubeState {
         let path = parts.uri.path();
         let query = parts.uri.query().unwrap_or_default();
         let content_type = parts.headers.get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default();
+        if parts.method == Method::GET
+            && let Some((code, body)) = self.answers.get(path)
+        {
+            self.requests.push(format!("GET {path}"));
+            return (StatusCode::from_u16(*code).unwrap(), body.clone());
+        }
         match (&parts.method, path) {
             (&Method::POST, EVENTS) => {
                 self.requests.push("POST event".into());
