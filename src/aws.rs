@@ -136,12 +136,24 @@ impl AwsError {
             _ => {
                 let text = source_text(&err);
                 match aws_error_code(&text).filter(|_| text.contains("loading credentials")) {
-                    Some(code) => (ErrorKind::AccessDenied, format!("{CREDENTIALS_REFUSED}{code}"), None),
+                    Some(code) => (credentials_failure(&code), format!("{CREDENTIALS_REFUSED}{code}"), None),
                     None => (ErrorKind::Network, text, None),
                 }
             }
         };
         Self { kind, operation, message, request_id }
+    }
+}
+
+/// What STS's answer (`Code: message`) to a request for credentials means: throttling and its
+/// own failures pass (retrying helps); anything else refuses the role.
+fn credentials_failure(answer: &str) -> ErrorKind {
+    match answer.split(':').next().unwrap_or_default() {
+        "Throttling" | "ThrottlingException" | "TooManyRequestsException" | "RequestLimitExceeded" => {
+            ErrorKind::Throttled
+        }
+        "InternalFailure" | "InternalError" | "ServiceUnavailable" | "IDPCommunicationError" => ErrorKind::ServerError,
+        _ => ErrorKind::AccessDenied,
     }
 }
 
@@ -672,6 +684,56 @@ mod tests {
             Arc::ptr_eq(&busy, &clients.pacer_for("111111111111", "us-east-1")),
             "one pacer per account and region"
         );
+    }
+
+    /// Credentials that STS refuses with `code`, as an AssumeRoleProvider reports it.
+    #[derive(Debug)]
+    struct StsAnswers(&'static str);
+
+    impl aws_credential_types::provider::ProvideCredentials for StsAnswers {
+        fn provide_credentials<'a>(&'a self) -> aws_credential_types::provider::future::ProvideCredentials<'a>
+        where
+            Self: 'a,
+        {
+            use aws_sdk_sts::operation::assume_role::AssumeRoleError;
+            let metadata = aws_smithy_types::error::ErrorMetadata::builder().code(self.0).message("from STS").build();
+            let response = HttpResponse::new(
+                aws_smithy_runtime_api::http::StatusCode::try_from(400).unwrap(),
+                aws_smithy_types::body::SdkBody::empty(),
+            );
+            let refused = SdkError::service_error(AssumeRoleError::generic(metadata), response);
+            aws_credential_types::provider::future::ProvideCredentials::ready(Err(
+                aws_credential_types::provider::error::CredentialsError::provider_error(refused),
+            ))
+        }
+    }
+
+    async fn with_credentials_from_sts(code: &'static str) -> AwsError {
+        let client = Client::from_conf(
+            aws_sdk_apigatewayv2::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(StsAnswers(code))
+                .build(),
+        );
+        let err = client.get_api().api_id("a").send().await.expect_err("no credentials");
+        AwsError::from_sdk("GetApi", err)
+    }
+
+    #[tokio::test]
+    async fn sts_refusing_a_role_is_access_denied_but_sts_throttling_or_failing_is_transient() {
+        let refused = with_credentials_from_sts("AccessDenied").await;
+        assert_eq!(refused.kind, ErrorKind::AccessDenied);
+        assert_eq!(refused.message, format!("{CREDENTIALS_REFUSED}AccessDenied: from STS"));
+        for (code, kind) in [
+            ("Throttling", ErrorKind::Throttled),
+            ("InternalFailure", ErrorKind::ServerError),
+            ("ServiceUnavailable", ErrorKind::ServerError),
+        ] {
+            let err = with_credentials_from_sts(code).await;
+            assert_eq!(err.kind, kind, "STS answered {code}: retrying helps, the role is not refused");
+            assert!(err.message.starts_with(CREDENTIALS_REFUSED), "{}", err.message);
+        }
     }
 
     #[tokio::test]
