@@ -453,6 +453,9 @@ impl IntegrationResponses {
         };
         self.metrics.count_aws_call(operation, outcome, &self.account);
         match &result {
+            // A role STS refuses: API Gateway was not called, so this says nothing about whether
+            // it answers (and must not wake the objects waiting for it).
+            Err(err) if err.kind == ErrorKind::AccessDenied && err.message.starts_with(CREDENTIALS_REFUSED) => {}
             Err(AwsError { kind: ErrorKind::Throttled | ErrorKind::ServerError | ErrorKind::Network, .. }) => {
                 if let Some(target) = target {
                     self.health.failed(&self.region, target)
@@ -734,6 +737,33 @@ mod tests {
             assert_eq!(err.kind, kind, "STS answered {code}: retrying helps, the role is not refused");
             assert!(err.message.starts_with(CREDENTIALS_REFUSED), "{}", err.message);
         }
+    }
+
+    #[tokio::test]
+    async fn a_role_sts_refuses_says_nothing_about_whether_api_gateway_answers() {
+        let client = Client::from_conf(
+            aws_sdk_apigatewayv2::Config::builder()
+                .behavior_version(BehaviorVersion::latest())
+                .region(Region::new("us-east-1"))
+                .credentials_provider(StsAnswers("AccessDenied"))
+                .build(),
+        );
+        let clients = AwsClients::fixed(client, Arc::new(Pacer::unlimited()), Arc::new(Metrics::default()));
+        let target = Target {
+            region: "us-east-1".into(),
+            api_id: "a".into(),
+            integration_id: "i".into(),
+            identity: Identity::Own,
+        };
+        // API Gateway stopped answering: objects wait to be woken when it answers again.
+        for _ in 0..3 {
+            clients.health().failed("us-east-1", &target);
+        }
+        let recovered = clients.health().subscribe();
+        let refused = clients.for_region("us-east-1").get(&target, "r").await.unwrap_err();
+        assert_eq!(refused.kind, ErrorKind::AccessDenied);
+        assert!(clients.health().is_down(), "API Gateway was not even called");
+        assert!(!recovered.has_changed().unwrap(), "no object is woken as if AWS answered again");
     }
 
     #[tokio::test]
