@@ -116,12 +116,15 @@ fn role_of(selector: &IAMRoleSelector) -> Result<Role, Failure> {
     })
 }
 
-/// Whether `selector` selects the namespace: by name, or by labels (either is enough).
+/// Whether `selector` selects the namespace: by name, or by labels (either is enough). A label
+/// selector without any label or requirement selects nothing (unlike a Kubernetes label selector,
+/// where it selects everything): an empty `matchLabels: {}` beside `names`, as templates often
+/// render an unset value, must not give the role to every namespace.
 pub fn selects(selector: &NamespaceSelector, namespace: &str, labels: &BTreeMap<String, String>) -> bool {
     if selector.names.as_ref().is_some_and(|names| names.iter().any(|n| n == namespace)) {
         return true;
     }
-    if selector.match_labels.is_none() && selector.match_expressions.is_none() {
+    if !by_labels(selector) {
         return false;
     }
     let labels_match = selector.match_labels.iter().flatten().all(|(key, value)| labels.get(key) == Some(value));
@@ -130,9 +133,13 @@ pub fn selects(selector: &NamespaceSelector, namespace: &str, labels: &BTreeMap<
 
 /// Whether any selector looks at labels (only then are namespace labels read).
 pub fn needs_labels(selectors: &[IAMRoleSelector]) -> bool {
-    selectors.iter().any(|s| {
-        s.spec.namespace_selector.match_labels.is_some() || s.spec.namespace_selector.match_expressions.is_some()
-    })
+    selectors.iter().any(|s| by_labels(&s.spec.namespace_selector))
+}
+
+/// Whether the selector names at least one label or requirement.
+fn by_labels(selector: &NamespaceSelector) -> bool {
+    selector.match_labels.as_ref().is_some_and(|labels| !labels.is_empty())
+        || selector.match_expressions.as_ref().is_some_and(|requirements| !requirements.is_empty())
 }
 
 fn meets(requirement: &LabelRequirement, labels: &BTreeMap<String, String>) -> bool {

@@ -1923,3 +1923,23 @@ async fn nothing_is_reconciled_while_the_role_selectors_cannot_be_listed() {
     .await;
     started.expect("returns at once when the CRD is not installed").abort();
 }
+
+#[tokio::test]
+async fn an_empty_label_selector_beside_names_selects_no_other_namespace() {
+    let h = Harness::new(Harness::ready_integration());
+    h.kube.answer(
+        "/api/v1/namespaces/default",
+        200,
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "default", "labels": {"kubernetes.io/metadata.name": "default"}}}),
+    );
+    // Templated as tools often render an unset map or list: only team-a is meant. Selecting by
+    // no label at all must not hand team-a's account to every namespace.
+    let mut selector = role_selector("team-a", "111111111111", &["team-a"]);
+    selector.spec.namespace_selector.match_labels = Some(Default::default());
+    selector.spec.namespace_selector.match_expressions = Some(Vec::new());
+    h.ctx.role_selectors.replace(vec![selector]);
+    h.reconcile().await.unwrap();
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.status().account_id, None, "default is not team-a's: the operator's own identity");
+}
