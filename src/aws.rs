@@ -111,6 +111,13 @@ impl AwsError {
         self.kind == ErrorKind::NotFound
     }
 
+    /// The request never left this process: no credentials could be had for it (STS refused
+    /// the role, failed, throttled or did not answer). Whatever the kind, nothing was changed.
+    pub fn never_sent(&self) -> bool {
+        self.message.starts_with(CREDENTIALS_REFUSED)
+            || (self.kind == ErrorKind::Network && self.message.contains("loading credentials"))
+    }
+
     fn from_sdk<E>(operation: &'static str, err: SdkError<E, HttpResponse>) -> Self
     where
         E: ProvideErrorMetadata + RequestId + std::error::Error + 'static,
@@ -736,7 +743,15 @@ mod tests {
             let err = with_credentials_from_sts(code).await;
             assert_eq!(err.kind, kind, "STS answered {code}: retrying helps, the role is not refused");
             assert!(err.message.starts_with(CREDENTIALS_REFUSED), "{}", err.message);
+            assert!(err.never_sent(), "a create that failed so made nothing: its claim can go");
         }
+        let lost = AwsError {
+            kind: ErrorKind::ServerError,
+            operation: "CreateIntegrationResponse",
+            message: "HTTP 500 with no error details".into(),
+            request_id: None,
+        };
+        assert!(!lost.never_sent(), "a 500 from API Gateway: the create may have happened");
     }
 
     #[tokio::test]

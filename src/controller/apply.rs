@@ -476,6 +476,12 @@ impl Run<'_, '_> {
         ours_before: bool,
     ) -> Result<Observed> {
         match err.kind {
+            // No credentials (STS failed or refused the role): the create never left, nothing
+            // was made under the claim.
+            _ if err.never_sent() => {
+                self.status.clear_claim();
+                return Err(Failure::from(err).into());
+            }
             // Timeouts, dropped connections, 5xx: AWS may have created it; the next pass looks
             // the key up.
             ErrorKind::Network | ErrorKind::ServerError => return Err(Failure::from(err).into()),
