@@ -164,9 +164,8 @@ pub async fn resolve(
 async fn get(api: &Api<DynamicObject>, name: &str, what: &str) -> Result<DynamicObject, Failure> {
     match api.get_opt(name).await {
         Ok(Some(object)) => Ok(object),
+        // Also what a kind whose CRD is not installed (yet) answers.
         Ok(None) => Err(not_ready(what, "it to be created")),
-        // 404 for the kind itself: its CRD is not installed (yet).
-        Err(kube::Error::Api(status)) if status.code == 404 => Err(not_ready(what, "its CRD to be installed")),
         Err(kube::Error::Api(status)) if status.code == 403 => Err(Failure::stalled(
             "ReferenceForbidden",
             format!(

@@ -156,13 +156,30 @@ fn meets(requirement: &LabelRequirement, labels: &BTreeMap<String, String>) -> b
 }
 
 /// The IAMRoleSelectors: their watch's store once it runs (or a fixed list, in tests).
-#[derive(Default)]
 pub struct RoleSelectors {
     fixed: RwLock<Vec<IAMRoleSelector>>,
     store: RwLock<Option<Store<IAMRoleSelector>>>,
+    /// Bumped whenever a selector is added, changed or removed.
+    changes: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for RoleSelectors {
+    fn default() -> Self {
+        Self { fixed: RwLock::default(), store: RwLock::default(), changes: tokio::sync::watch::channel(0).0 }
+    }
 }
 
 impl RoleSelectors {
+    /// A selector was added, changed or removed.
+    pub fn changed(&self) {
+        self.changes.send_modify(|n| *n += 1);
+    }
+
+    /// Hears every later [`Self::changed`].
+    pub fn subscribe(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.changes.subscribe()
+    }
+
     /// Sets the selectors by hand (tests).
     pub fn replace(&self, selectors: Vec<IAMRoleSelector>) {
         *self.fixed.write().expect("selectors lock") = selectors;

@@ -660,7 +660,12 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
         ("team-d", &api_b, &integration_b),
         ("team-e", &api_a, &integration_a),
     ] {
-        in_ns(namespace).create(&Default::default(), &placed(namespace, api, integration)).await.unwrap();
+        let mut object = placed(namespace, api, integration);
+        if namespace == "team-c" {
+            // Shares team-a's integration once it has a selector: another key.
+            object.spec.integration_response_key = "$default".into();
+        }
+        in_ns(namespace).create(&Default::default(), &object).await.unwrap();
     }
     for (namespace, account) in [("team-a", "111111111111"), ("team-b", "222222222222")] {
         let api = in_ns(namespace);
@@ -731,6 +736,23 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
         "{}",
         untrusted.message
     );
+    // A selector for team-c unblocks its object at once (the operator's resync is an hour away).
+    let selector = serde_json::from_value(json!({
+        "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1", "kind": "IAMRoleSelector",
+        "metadata": {"name": "team-c"},
+        "spec": {"roleArn": "arn:aws:iam::111111111111:role/iro", "namespaceSelector": {"names": ["team-c"]}},
+    }))
+    .unwrap();
+    selectors.create(&Default::default(), &selector).await.unwrap();
+    let api = in_ns("team-c");
+    let object = eventually(WAIT, "team-c/errors Ready once selected", Some(&operator), || {
+        let api = api.clone();
+        async move { api.get("errors").await.ok().filter(ready) }
+    })
+    .await;
+    assert_eq!(object.status.unwrap().account_id.as_deref(), Some("111111111111"));
+    // team-c shares account 111111111111's integration with team-a, under another key.
+    assert_eq!(responses_of(&client_a, &api_a, &integration_a).await.len(), 2);
     // Deleting deletes in the account the response lives in.
     in_ns("team-b").delete("errors", &DeleteParams::default()).await.unwrap();
     let api = in_ns("team-b");
@@ -740,7 +762,7 @@ async fn each_tenant_namespace_is_reconciled_in_its_own_account() {
     })
     .await;
     assert_eq!(responses_of(&client_b, &api_b, &integration_b).await, Vec::<String>::new());
-    assert_eq!(responses_of(&client_a, &api_a, &integration_a).await.len(), 1, "the other tenant's is untouched");
+    assert_eq!(responses_of(&client_a, &api_a, &integration_a).await.len(), 2, "the other tenant's are untouched");
     let logs = operator.logs();
     assert!(
         !logs.contains("SessionToken") && !logs.contains("shared-secret"),

@@ -1502,6 +1502,15 @@ async fn a_reference_that_starts_resolving_elsewhere_stalls_and_deletion_uses_th
     let id = h.id();
     h.aws.clear_calls();
 
+    // ACK re-syncing its Integration (ResourceSynced False for a while) changes nothing.
+    h.kube.put_referenced(ACK_PATH, Some(ack_integration(false, INTEGRATION)));
+    h.later().await;
+    h.reconcile().await.unwrap();
+    assert_eq!(h.condition("Ready").0, "True");
+    assert_eq!(h.kube.event_reasons(), ["Created"]);
+    assert_eq!(h.aws.calls(), ["GetIntegrationResponses"], "an ordinary resync, on the recorded ids");
+    h.aws.clear_calls();
+
     h.kube.put_referenced(ACK_PATH, Some(ack_integration(true, "int-elsewhere")));
     h.later().await;
     let (err, _) = h.fail_and_requeue().await;

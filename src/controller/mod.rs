@@ -351,9 +351,11 @@ pub async fn run(
             // server's deletion machinery changes starts a reconcile.
             .predicate_filter(reconcile_trigger, PredicateConfig::default());
         let woken_by_references = referenced::woken(ctx.clone(), namespace_of_store.clone(), reader.clone());
+        let woken_store = reader.clone();
         Controller::for_stream(stream, reader)
             .reconcile_on(woken_after_outage(ctx.clone(), namespace_of_store))
             .reconcile_on(woken_by_references)
+            .reconcile_on(selectors::woken(ctx.clone(), woken_store))
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown.clone().requested())
             .run(reconcile_guarded, error_policy_guarded, ctx.clone())

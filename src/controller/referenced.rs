@@ -27,18 +27,36 @@ pub async fn target(
 ) -> Result<Target, Failure> {
     let referenced = match &obj.spec.integration_ref {
         None => None,
-        Some(_) => Some(
-            references::resolve(
+        Some(_) => {
+            let resolved = references::resolve(
                 &ctx.client,
                 obj,
                 &ctx.settings.reference_kinds,
                 ctx.settings.allow_cluster_scoped_refs,
             )
-            .await?,
-        ),
+            .await;
+            match resolved {
+                Ok(referenced) => Some(referenced),
+                // Once the response exists, where it lives is recorded and cannot change: a
+                // reference that is briefly not usable (ACK re-syncing its Integration, say, or
+                // the Integration deleted first) leaves the object as it is.
+                Err(Failure::ReferenceNotReady { .. }) if let Some(recorded) = recorded(status) => Some(recorded),
+                Err(failure) => return Err(failure),
+            }
+        }
     };
     let identity = super::accounts::identity(ctx, obj).await?;
     Target::resolve(&obj.spec, status, ctx.settings.default_region.as_deref(), referenced.as_ref(), identity)
+}
+
+/// Where an existing response lives, as status recorded it.
+fn recorded(status: &IntegrationResponseStatus) -> Option<references::Referenced> {
+    status.integration_response_id.as_ref()?;
+    Some(references::Referenced {
+        api_id: status.api_id.clone()?,
+        integration_id: status.integration_id.clone()?,
+        region: status.region.clone(),
+    })
 }
 
 /// How often a kind that is not installed is looked for again (a CRD installed later, by the

@@ -4,10 +4,13 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use futures::StreamExt;
+use futures::{Stream, StreamExt};
 use k8s_openapi::jiff::{Timestamp, Unit};
 use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::core::DeserializeGuard;
+use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::watcher;
 use kube::{Client, ResourceExt};
 use serde_json::json;
@@ -15,7 +18,7 @@ use tracing::{info, warn};
 
 use super::Context;
 use crate::conditions::{self, Phase};
-use crate::crd::{FIELD_MANAGER, IAMRoleSelector, IAMRoleSelectorStatus};
+use crate::crd::{FIELD_MANAGER, IAMRoleSelector, IAMRoleSelectorStatus, IntegrationResponse};
 use crate::roles::{self, Identity};
 
 /// How often a selector's role is assumed again to refresh its Ready condition.
@@ -50,8 +53,19 @@ pub async fn start(ctx: Arc<Context>) -> tokio::task::JoinHandle<()> {
                 let _ = synced.send(());
             }
         };
+        // Objects waiting for a selector (or stalled by one) are woken when selectors change.
+        let changes = {
+            let ctx = ctx.clone();
+            watcher(Api::<IAMRoleSelector>::all(ctx.client.clone()), watcher::Config::default().any_semantic())
+                .default_backoff()
+                .touched_objects()
+                .for_each(move |_| {
+                    ctx.role_selectors.changed();
+                    async {}
+                })
+        };
         let running = controller.run(check, |_, _, _| Action::requeue(RECHECK), ctx).for_each(|_| async {});
-        futures::join!(waiting, running);
+        futures::join!(waiting, running, changes);
     });
     if installed {
         let _ = synced_rx.await;
@@ -73,6 +87,37 @@ async fn installed(api: &Api<IAMRoleSelector>) -> bool {
             }
         }
     }
+}
+
+/// Ready reasons of objects that a change of the selectors can unblock.
+const WAITS_ON_SELECTORS: [&str; 4] =
+    ["NoRoleSelector", "AmbiguousRoleSelector", "RoleSelectorGone", "ImmutableFieldChanged"];
+
+/// Objects of `store` stalled for want of the right selector, each time the selectors change,
+/// instead of at their next resync.
+pub fn woken(
+    ctx: Arc<Context>,
+    store: Store<DeserializeGuard<IntegrationResponse>>,
+) -> impl Stream<Item = ObjectRef<DeserializeGuard<IntegrationResponse>>> + Send + 'static {
+    futures::stream::unfold(ctx.role_selectors.subscribe(), |mut changes| async move {
+        changes.changed().await.ok()?;
+        Some(((), changes))
+    })
+    .flat_map(move |()| {
+        let waiting: Vec<_> = store
+            .state()
+            .iter()
+            .filter(|guarded| {
+                guarded.0.as_ref().is_ok_and(|obj| {
+                    obj.status.as_ref().and_then(|s| s.condition(conditions::READY)).is_some_and(|ready| {
+                        ready.status == "False" && WAITS_ON_SELECTORS.contains(&ready.reason.as_str())
+                    })
+                })
+            })
+            .map(|guarded| ObjectRef::from_obj(guarded.as_ref()))
+            .collect();
+        futures::stream::iter(waiting)
+    })
 }
 
 /// Assumes the selector's role and records whether that worked, and the account.
