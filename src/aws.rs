@@ -379,7 +379,10 @@ impl AwsClients {
         if let Some(external_id) = &role.external_id {
             builder = builder.external_id(external_id);
         }
-        let provider = SharedCredentialsProvider::new(builder.configure(config).build().await);
+        // STS needs a region; without one in the AWS chain (--default-region given as a flag
+        // only), its global endpoint's region serves.
+        let sts_region = config.region().cloned().unwrap_or_else(|| Region::new("us-east-1"));
+        let provider = SharedCredentialsProvider::new(builder.configure(config).region(sts_region).build().await);
         roles.insert(role.clone(), provider.clone());
         Some(provider)
     }
