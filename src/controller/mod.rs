@@ -3,6 +3,7 @@
 
 mod accounts;
 mod apply;
+mod cached;
 mod cleanup;
 mod events;
 mod finalizer;
@@ -12,6 +13,7 @@ mod referenced;
 pub mod selectors;
 mod status;
 
+pub use cached::CachedObject;
 pub use events::EventRecorder;
 pub use owners::Owners;
 
@@ -22,7 +24,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use kube::core::DeserializeGuard;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::{self, ObjectRef};
@@ -256,21 +257,21 @@ fn retry_after(key: ObjectRef<IntegrationResponse>, err: &Error, ctx: &Context) 
     Action::requeue(delay)
 }
 
-/// The watch hands objects over behind a [`DeserializeGuard`], so one object that does not match
-/// the types (written under an older schema, say) cannot stop the watch; it gets a Warning
-/// Event and is left alone until it changes.
-async fn reconcile_guarded(guarded: Arc<DeserializeGuard<IntegrationResponse>>, ctx: Arc<Context>) -> Result<Action> {
-    match &guarded.0 {
-        Ok(obj) => reconcile(Arc::new(obj.clone()), ctx).await,
+/// The watch reads objects behind a [`kube::core::DeserializeGuard`] (see [`CachedObject`]), so
+/// one object that does not match the types (written under an older schema, say) cannot stop the
+/// watch; it gets a Warning Event and is left alone until it changes.
+async fn reconcile_guarded(guarded: Arc<CachedObject>, ctx: Arc<Context>) -> Result<Action> {
+    match guarded.decode() {
+        Ok(obj) => reconcile(Arc::new(obj), ctx).await,
         Err(invalid) => {
             warn!(name = %guarded.name_any(), namespace = guarded.namespace().as_deref(), error = %invalid, "object does not match the IntegrationResponse schema");
-            events::invalid_object(&ctx, &*guarded, &invalid.error).await;
+            events::invalid_object(&ctx, &*guarded, &invalid).await;
             Ok(Action::await_change())
         }
     }
 }
 
-fn error_policy_guarded(guarded: Arc<DeserializeGuard<IntegrationResponse>>, err: &Error, ctx: Arc<Context>) -> Action {
+fn error_policy_guarded(guarded: Arc<CachedObject>, err: &Error, ctx: Arc<Context>) -> Action {
     let mut key = ObjectRef::new(&guarded.name_any());
     if let Some(namespace) = guarded.namespace() {
         key = key.within(&namespace);
@@ -291,7 +292,7 @@ pub async fn run(
     if let Some(selector) = &scope.label_selector {
         watcher_config = watcher_config.labels(selector);
     }
-    let apis: Vec<Api<DeserializeGuard<IntegrationResponse>>> = if scope.namespaces.is_empty() {
+    let apis: Vec<Api<CachedObject>> = if scope.namespaces.is_empty() {
         vec![Api::all(ctx.client.clone())]
     } else {
         scope.namespaces.iter().map(|ns| Api::namespaced(ctx.client.clone(), ns)).collect()
@@ -300,7 +301,7 @@ pub async fn run(
     // One controller per namespace: a store can only be fed by one watcher.
     let namespaces: Vec<Option<String>> =
         if scope.namespaces.is_empty() { vec![None] } else { scope.namespaces.iter().cloned().map(Some).collect() };
-    let stores: Vec<_> = apis.iter().map(|_| reflector::store::<DeserializeGuard<IntegrationResponse>>()).collect();
+    let stores: Vec<_> = apis.iter().map(|_| reflector::store::<CachedObject>()).collect();
     let controllers = apis.into_iter().zip(namespaces).zip(stores).map(|((api, namespace), (reader, writer))| {
         let listed = reader.clone();
         let forget_ctx = ctx.clone();
@@ -323,24 +324,18 @@ pub async fn run(
                 Ok(_) => {}
                 Err(_) => metrics.count_watch_restart(),
             })
-            // Keep only what reconcile reads: managed fields and annotations (kubectl's
-            // last-applied-configuration is a full copy of the object) are the bulk of it.
-            .modify(|obj: &mut DeserializeGuard<IntegrationResponse>| {
-                *obj.managed_fields_mut() = Vec::new();
-                obj.annotations_mut().retain(|key, _| key == ADOPT_ANNOTATION);
-            })
+            // Objects arrive as compact CachedObjects, keeping only what reconcile reads.
             .reflect(writer)
             // After the store has taken each event: objects that leave the watch are forgotten.
             .inspect(move |event| match event {
                 Ok(watcher::Event::Delete(obj)) => forget_ctx.forget(obj.namespace().as_deref(), &obj.name_any()),
                 Ok(watcher::Event::Apply(obj) | watcher::Event::InitApply(obj)) => {
-                    if let Ok(obj) = &obj.0 {
-                        forget_ctx.owners.observe(obj);
+                    if let Ok(obj) = obj.decode() {
+                        forget_ctx.owners.observe(&obj);
                     }
                 }
                 Ok(watcher::Event::InitDone) => {
-                    let keys =
-                        listed.state().iter().map(|obj| key_of(obj.namespace().as_deref(), &obj.name_any())).collect();
+                    let keys = listed.state().iter().map(|obj| obj.key()).collect();
                     forget_ctx.forget_unlisted(namespace.as_deref(), &keys);
                 }
                 _ => {}
@@ -391,7 +386,7 @@ async fn probe_while_aws_is_down(ctx: Arc<Context>) {
 fn woken_after_outage(
     ctx: Arc<Context>,
     namespace: Option<String>,
-) -> impl futures::Stream<Item = ObjectRef<DeserializeGuard<IntegrationResponse>>> + Send + 'static {
+) -> impl futures::Stream<Item = ObjectRef<CachedObject>> + Send + 'static {
     let recovered = ctx.aws.health().subscribe();
     futures::stream::unfold((ctx, namespace, recovered), |(ctx, namespace, mut recovered)| async move {
         recovered.changed().await.ok()?;
@@ -415,7 +410,7 @@ fn woken_after_outage(
 }
 /// What of an object starts a reconcile when it changes: the spec (generation), deletion,
 /// finalizers and the adopt annotation. Status is left out: it is the operator's own output.
-pub fn reconcile_trigger(obj: &DeserializeGuard<IntegrationResponse>) -> Option<u64> {
+pub fn reconcile_trigger(obj: &impl Resource) -> Option<u64> {
     let meta = obj.meta();
     let adopt = meta.annotations.as_ref().and_then(|a| a.get(ADOPT_ANNOTATION));
     let mut hasher = std::hash::DefaultHasher::new();
@@ -439,6 +434,8 @@ impl SyncTracker {
 
 #[cfg(test)]
 mod tests {
+    use kube::core::DeserializeGuard;
+
     use super::*;
 
     fn guarded(edit: impl FnOnce(&mut serde_json::Value)) -> DeserializeGuard<IntegrationResponse> {
@@ -461,6 +458,7 @@ mod tests {
             o["status"] = serde_json::json!({"conditions": [], "integrationResponseId": "x"});
         });
         assert_eq!(reconcile_trigger(&status_only), base, "our own status write");
+        assert_eq!(reconcile_trigger(&CachedObject::from(status_only)), base, "as cached");
         let other_annotation = guarded(|o| o["metadata"]["annotations"] = serde_json::json!({"note": "x"}));
         assert_eq!(reconcile_trigger(&other_annotation), base, "annotations the operator does not read");
 
