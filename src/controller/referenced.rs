@@ -7,12 +7,11 @@ use std::time::Duration;
 
 use futures::{Stream, StreamExt};
 use kube::api::{Api, DynamicObject, ListParams};
-use kube::core::DeserializeGuard;
 use kube::runtime::reflector::{ObjectRef, Store};
 use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Client, ResourceExt};
 
-use super::Context;
+use super::{CachedObject, Context};
 use crate::crd::{IntegrationResponse, IntegrationResponseStatus};
 use crate::domain::Target;
 use crate::failure::Failure;
@@ -63,7 +62,7 @@ fn recorded(status: &IntegrationResponseStatus) -> Option<references::Referenced
 /// same Argo CD sync say, is picked up within this).
 const INSTALL_CHECK: Duration = Duration::from_secs(30);
 
-type Guarded = DeserializeGuard<IntegrationResponse>;
+type Guarded = CachedObject;
 
 /// The objects of `store` that reference an Integration, each time that Integration changes.
 /// A kind that is not installed costs one list call per [`INSTALL_CHECK`] and no watch.
@@ -87,8 +86,8 @@ pub fn woken(
         let woken: Vec<ObjectRef<Guarded>> = store
             .state()
             .iter()
-            .filter(|guarded| {
-                guarded.0.as_ref().is_ok_and(|obj| {
+            .filter(|cached| {
+                cached.decode().is_ok_and(|obj| {
                     obj.spec.integration_ref.as_ref().is_some_and(|r| {
                         RefKind::of(r) == Some(kind)
                             && r.name == name
@@ -96,7 +95,7 @@ pub fn woken(
                     })
                 })
             })
-            .map(|guarded| ObjectRef::from_obj(guarded.as_ref()))
+            .map(|cached| ObjectRef::from_obj(cached.as_ref()))
             .collect();
         futures::stream::iter(woken)
     })

@@ -7,7 +7,6 @@ use std::time::Duration;
 use futures::{Stream, StreamExt};
 use k8s_openapi::jiff::{Timestamp, Unit};
 use kube::api::{Api, ListParams, Patch, PatchParams};
-use kube::core::DeserializeGuard;
 use kube::runtime::WatchStreamExt;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::{ObjectRef, Store};
@@ -16,9 +15,9 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tracing::{info, warn};
 
-use super::Context;
+use super::{CachedObject, Context};
 use crate::conditions::{self, Phase};
-use crate::crd::{FIELD_MANAGER, IAMRoleSelector, IAMRoleSelectorStatus, IntegrationResponse};
+use crate::crd::{FIELD_MANAGER, IAMRoleSelector, IAMRoleSelectorStatus};
 use crate::roles::{self, Identity};
 
 /// How often a selector's role is assumed again to refresh its Ready condition.
@@ -97,8 +96,8 @@ const WAITS_ON_SELECTORS: [&str; 4] =
 /// instead of at their next resync.
 pub fn woken(
     ctx: Arc<Context>,
-    store: Store<DeserializeGuard<IntegrationResponse>>,
-) -> impl Stream<Item = ObjectRef<DeserializeGuard<IntegrationResponse>>> + Send + 'static {
+    store: Store<CachedObject>,
+) -> impl Stream<Item = ObjectRef<CachedObject>> + Send + 'static {
     futures::stream::unfold(ctx.role_selectors.subscribe(), |mut changes| async move {
         changes.changed().await.ok()?;
         Some(((), changes))
@@ -107,14 +106,14 @@ pub fn woken(
         let waiting: Vec<_> = store
             .state()
             .iter()
-            .filter(|guarded| {
-                guarded.0.as_ref().is_ok_and(|obj| {
+            .filter(|cached| {
+                cached.decode().is_ok_and(|obj| {
                     obj.status.as_ref().and_then(|s| s.condition(conditions::READY)).is_some_and(|ready| {
                         ready.status == "False" && WAITS_ON_SELECTORS.contains(&ready.reason.as_str())
                     })
                 })
             })
-            .map(|guarded| ObjectRef::from_obj(guarded.as_ref()))
+            .map(|cached| ObjectRef::from_obj(cached.as_ref()))
             .collect();
         futures::stream::iter(waiting)
     })
