@@ -62,8 +62,12 @@ async fn a_standby_takes_over_when_the_leader_dies_and_at_once_when_it_exits_cle
     stack.apply(&keyed(&stack, "first", "/1/")).await;
     wait_ready(&stack, "first", &a).await;
     assert_eq!(reporters_of(&stack, "first").await, ["op-a"], "only the leader reconciles");
-    let (code, body) = b.http_get("/readyz").await;
-    assert_eq!((code, body.as_str()), (200, "ok"), "a healthy standby is ready");
+    // A healthy standby reports ready (once it has started: it may still be listing when the
+    // leader has already made the first response).
+    eventually(WAIT, "the standby to be ready", Some(&b), || async {
+        (b.http_get("/readyz").await == (200, "ok".to_owned())).then_some(())
+    })
+    .await;
     let (_, metrics) = b.http_get("/metrics").await;
     assert!(metrics.contains("integration_response_operator_leader 0"), "{metrics}");
 
