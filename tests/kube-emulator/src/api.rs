@@ -609,13 +609,6 @@ fn list(
         return Err(ApiError::not_implemented("lists at an exact resourceVersion"));
     }
     let (labels, field) = selector_of(rt, params)?;
-    let store = state.store.lock().unwrap();
-    let matching: Vec<Value> = store
-        .list(&rt.plural, namespace)
-        .into_iter()
-        .map(|o| present(rt, o))
-        .filter(|o| labels.matches(o) && field.matches(o))
-        .collect();
     // Pages: `continue` is "<resourceVersion>:<offset>".
     let offset = match params.get("continue").filter(|c| !c.is_empty()) {
         Some(token) => token
@@ -625,17 +618,33 @@ fn list(
         None => 0,
     };
     let limit = params.get("limit").and_then(|l| l.parse::<usize>().ok()).filter(|l| *l > 0).unwrap_or(usize::MAX);
-    let end = offset.saturating_add(limit).min(matching.len());
+    let store = state.store.lock().unwrap();
+    let stored = store.list(&rt.plural, namespace);
+    let selects_all =
+        [params.get("labelSelector"), params.get("fieldSelector")].iter().all(|s| s.is_none_or(|s| s.is_empty()));
+    // Without selectors only the page is presented (a paged list of a large store would
+    // otherwise copy every object for every page).
+    let (total, items): (usize, Vec<Value>) = if selects_all {
+        let end = offset.saturating_add(limit).min(stored.len());
+        let page = stored.get(offset.min(stored.len())..end).unwrap_or_default();
+        (stored.len(), page.iter().map(|o| present(rt, o)).collect())
+    } else {
+        let matching: Vec<Value> =
+            stored.into_iter().map(|o| present(rt, o)).filter(|o| labels.matches(o) && field.matches(o)).collect();
+        let end = offset.saturating_add(limit).min(matching.len());
+        (matching.len(), matching.get(offset.min(matching.len())..end).unwrap_or_default().to_vec())
+    };
+    let end = offset.min(total) + items.len();
     let mut metadata = json!({"resourceVersion": store.resource_version().to_string()});
-    if end < matching.len() {
+    if end < total {
         metadata["continue"] = json!(format!("{}:{end}", store.resource_version()));
-        metadata["remainingItemCount"] = json!(matching.len() - end);
+        metadata["remainingItemCount"] = json!(total - end);
     }
     Ok(json!({
         "apiVersion": rt.api_version(),
         "kind": format!("{}List", rt.kind),
         "metadata": metadata,
-        "items": matching.get(offset.min(matching.len())..end).unwrap_or_default(),
+        "items": items,
     }))
 }
 
