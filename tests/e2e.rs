@@ -365,6 +365,16 @@ fn fixture(name: &str) -> std::path::PathBuf {
     std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures").join(name)
 }
 
+/// The reasons of every Warning Event recorded in the `default` namespace.
+async fn warning_reasons(stack: &Stack) -> Vec<String> {
+    events(stack)
+        .await
+        .into_iter()
+        .filter(|e| e.type_.as_deref() == Some("Warning"))
+        .map(|e| e.reason.unwrap_or_default())
+        .collect()
+}
+
 /// An IntegrationResponse that takes its API and integration from another controller's object.
 fn referencing(stack: &Stack, name: &str, api_version: &str, target: &str) -> IntegrationResponse {
     let mut object = stack.cr(name);
@@ -443,13 +453,7 @@ async fn follows_the_reference(kind: RefKind, integration: serde_json::Value, us
     stack.api().delete("via", &DeleteParams::default()).await.unwrap();
     wait_gone(&stack, "via", &operator).await;
     assert_eq!(stack.moto_responses().await, Vec::new());
-    let warnings: Vec<String> = events(&stack)
-        .await
-        .into_iter()
-        .filter(|e| e.type_.as_deref() == Some("Warning"))
-        .map(|e| e.reason.unwrap_or_default())
-        .collect();
-    assert_eq!(warnings, Vec::<String>::new(), "waiting for a reference is not a failure");
+    assert_eq!(warning_reasons(&stack).await, Vec::<String>::new(), "waiting for a reference is not a failure");
 }
 
 /// As an Argo CD sync would: ACK's API and Integration (the Integration naming the API by
@@ -527,13 +531,7 @@ async fn objects_applied_with_acks_api_and_integration_are_ready_once_ack_has_sy
     // The objects' next retries were 30 s or more away: the watch on ACK's Integrations woke them.
     assert!(started.elapsed() < Duration::from_secs(5), "woken by the watch, took {:?}", started.elapsed());
     assert_eq!(stack.moto_responses().await.len(), 2);
-    let warnings: Vec<String> = events(&stack)
-        .await
-        .into_iter()
-        .filter(|e| e.type_.as_deref() == Some("Warning"))
-        .map(|e| e.reason.unwrap_or_default())
-        .collect();
-    assert_eq!(warnings, Vec::<String>::new(), "waiting for a reference is not a failure");
+    assert_eq!(warning_reasons(&stack).await, Vec::<String>::new(), "waiting for a reference is not a failure");
 }
 
 #[tokio::test]
