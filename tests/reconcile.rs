@@ -94,6 +94,15 @@ impl Harness {
     }
 }
 
+/// The next GetIntegrationResponses answers; the one after it is throttled.
+fn throttle_the_second_listing(aws: &FakeAws) {
+    aws.before_next("GetIntegrationResponses", |state| {
+        state.before_next("GetIntegrationResponses", |state| {
+            state.fail_this_call("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "x"));
+        });
+    });
+}
+
 fn requeue_after(action: &Action) -> Duration {
     // Action keeps its delay private; its Debug form is `Action { requeue_after: Some(1.5s) }`.
     let text = format!("{action:?}");
@@ -1109,11 +1118,7 @@ async fn ready_is_not_kept_once_aws_was_seen_to_differ() {
     h.aws.clear_calls();
     // The shared read answers (the id is missing), the direct read says 404, then the lookup
     // by key is throttled.
-    h.aws.before_next("GetIntegrationResponses", |state| {
-        state.before_next("GetIntegrationResponses", |state| {
-            state.fail_this_call("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "x"));
-        });
-    });
+    throttle_the_second_listing(&h.aws);
     h.fail_and_requeue().await;
     assert_eq!(
         h.aws.calls(),
@@ -1688,11 +1693,7 @@ async fn observing_a_response_seen_gone_is_not_left_in_sync_when_the_lookup_fail
     h.aws.clear_calls();
     // The shared read answers (the id is missing), the direct read says 404, then the lookup
     // by key is throttled.
-    h.aws.before_next("GetIntegrationResponses", |state| {
-        state.before_next("GetIntegrationResponses", |state| {
-            state.fail_this_call("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "x"));
-        });
-    });
+    throttle_the_second_listing(&h.aws);
     h.fail_and_requeue().await;
     assert_eq!(h.aws.calls(), ["GetIntegrationResponses", "GetIntegrationResponse", "GetIntegrationResponses"]);
     let (ready, reason, _) = h.condition("Ready");
