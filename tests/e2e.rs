@@ -574,23 +574,8 @@ async fn api_in_account(stack: &Stack, account: &str) -> (aws_sdk_apigatewayv2::
             .load()
             .await,
     );
-    let api = client
-        .create_api()
-        .name(format!("chat-{account}"))
-        .protocol_type(aws_sdk_apigatewayv2::types::ProtocolType::Websocket)
-        .route_selection_expression("$request.body.action")
-        .send()
-        .await
-        .unwrap();
-    let api_id = api.api_id().unwrap().to_owned();
-    let integration = client
-        .create_integration()
-        .api_id(&api_id)
-        .integration_type(aws_sdk_apigatewayv2::types::IntegrationType::Mock)
-        .send()
-        .await
-        .unwrap();
-    (client, api_id, integration.integration_id().unwrap().to_owned())
+    let (api_id, integration_id) = support::moto::websocket_integration_with(&client).await;
+    (client, api_id, integration_id)
 }
 
 async fn responses_of(client: &aws_sdk_apigatewayv2::Client, api_id: &str, integration_id: &str) -> Vec<String> {

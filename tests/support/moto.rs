@@ -52,25 +52,30 @@ impl Moto {
 
     /// A WebSocket API with one non-proxy (MOCK) integration: (api id, integration id).
     pub async fn websocket_integration(&self) -> (String, String) {
-        let client = self.client().await;
-        let api = client
-            .create_api()
-            .name("chat")
-            .protocol_type(ProtocolType::Websocket)
-            .route_selection_expression("$request.body.action")
-            .send()
-            .await
-            .expect("create API in moto");
-        let api_id = api.api_id().unwrap().to_owned();
-        let integration = client
-            .create_integration()
-            .api_id(&api_id)
-            .integration_type(IntegrationType::Mock)
-            .send()
-            .await
-            .expect("create integration in moto");
-        (api_id, integration.integration_id().unwrap().to_owned())
+        websocket_integration_with(&self.client().await).await
     }
+}
+
+/// A WebSocket API with one MOCK integration, made with `client` (whose credentials decide the
+/// account): (api id, integration id).
+pub async fn websocket_integration_with(client: &Client) -> (String, String) {
+    let api = client
+        .create_api()
+        .name("chat")
+        .protocol_type(ProtocolType::Websocket)
+        .route_selection_expression("$request.body.action")
+        .send()
+        .await
+        .expect("create API in moto");
+    let api_id = api.api_id().unwrap().to_owned();
+    let integration = client
+        .create_integration()
+        .api_id(&api_id)
+        .integration_type(IntegrationType::Mock)
+        .send()
+        .await
+        .expect("create integration in moto");
+    (api_id, integration.integration_id().unwrap().to_owned())
 }
 
 impl Drop for Moto {
