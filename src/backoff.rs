@@ -32,22 +32,6 @@ pub fn jittered(period: Duration, jitter: f64) -> Duration {
     period.mul_f64(0.9 + 0.2 * jitter.clamp(0.0, 1.0))
 }
 
-/// The wait until the next resync slot of a group: slots recur every `period` at the group's
-/// `phase` (on the wall clock, so restarts and replicas agree), and the next one taken is at
-/// least half a period away, so waits stay within [period/2, 3·period/2) and average `period`.
-/// Objects of one integration share a phase and resync together, sharing one AWS read;
-/// different integrations get different phases, which spreads the load as jitter would.
-pub fn aligned(period: Duration, phase: u64, since_epoch: Duration) -> Duration {
-    let period_ms = period.as_millis().max(1) as u64;
-    let now_ms = (since_epoch.as_millis() % u128::from(period_ms)) as u64;
-    let slot_ms = phase % period_ms;
-    let mut wait = (slot_ms + period_ms - now_ms) % period_ms;
-    if wait < period_ms / 2 {
-        wait += period_ms;
-    }
-    Duration::from_millis(wait)
-}
-
 /// Failure counts per object, shared by all reconciles.
 pub struct Attempts<K> {
     counts: Mutex<HashMap<K, u32>>,
@@ -67,6 +51,11 @@ impl<K: Eq + Hash + Clone> Attempts<K> {
         let before = *count;
         *count = count.saturating_add(1);
         before
+    }
+
+    /// Whether `key`'s last attempt failed.
+    pub fn contains(&self, key: &K) -> bool {
+        self.counts.lock().expect("attempts lock").contains_key(key)
     }
 
     pub fn reset(&self, key: &K) {
@@ -120,26 +109,13 @@ mod tests {
     }
 
     #[test]
-    fn aligned_resyncs_of_one_group_land_on_the_same_slot() {
-        let period = Duration::from_secs(600);
-        let phase = 123_456;
-        for now in [0u64, 59_000, 300_000, 599_999, 1_234_567] {
-            let now = Duration::from_millis(now);
-            let wait = aligned(period, phase, now);
-            assert!(wait >= period / 2 && wait < period * 3 / 2, "{wait:?}");
-            assert_eq!((now + wait).as_millis() % 600_000, 123_456, "lands on the group's slot");
-        }
-        let other = aligned(period, 400_000, Duration::ZERO);
-        assert_ne!(aligned(period, phase, Duration::ZERO), other, "another group, another slot");
-    }
-
-    #[test]
     fn attempts_grow_per_object_and_reset_on_success() {
         let attempts = Attempts::default();
         assert_eq!(attempts.record_failure(&"a"), 0);
         assert_eq!(attempts.record_failure(&"a"), 1);
         assert_eq!(attempts.record_failure(&"b"), 0);
         attempts.reset(&"a");
+        assert!(!attempts.contains(&"a") && attempts.contains(&"b"));
         assert_eq!(attempts.record_failure(&"a"), 0);
         assert_eq!(attempts.record_failure(&"b"), 1);
     }

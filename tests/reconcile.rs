@@ -149,9 +149,44 @@ async fn create_records_the_pending_key_first_then_the_id_and_goes_ready() {
     assert_eq!(h.condition("Reconciling").0, "False");
     assert_eq!(h.condition("Stalled").0, "False");
     assert_eq!(h.kube.event_reasons(), ["Created"]);
-    // Next look is at the integration's next resync slot: between half and one and a half periods.
-    let delay = requeue_after(&action);
-    assert!(delay >= Duration::from_secs(300) && delay < Duration::from_secs(900), "{delay:?}");
+    // No timer of its own: the resync clock looks again at the integration's next slot.
+    assert_eq!(action, Action::await_change());
+}
+
+#[tokio::test]
+async fn the_resync_clock_wakes_objects_in_sync_at_their_slot_and_leaves_a_failing_one_to_its_retry() {
+    use integration_response_operator::controller::CachedObject;
+    use integration_response_operator::controller::resync::{due, due_objects, phase};
+
+    let h = Harness::created(Harness::ready_integration()).await;
+    let cached = |h: &Harness| -> Vec<Arc<CachedObject>> {
+        vec![Arc::new(serde_json::from_value(serde_json::to_value(h.object()).unwrap()).unwrap())]
+    };
+    let period = h.ctx.settings.resync_period;
+    let slot = Duration::from_millis(phase(&h.object()) % period.as_millis() as u64);
+    let window_with_slot = (period * 7 + slot - Duration::from_secs(1), period * 7 + slot);
+    let names = |due: Vec<kube::runtime::reflector::ObjectRef<CachedObject>>| -> Vec<String> {
+        due.into_iter().map(|o| format!("{}/{}", o.namespace.unwrap_or_default(), o.name)).collect()
+    };
+    assert_eq!(names(due_objects(&h.ctx, &cached(&h), window_with_slot.0, window_with_slot.1)), ["default/errors"]);
+    let before_slot = (window_with_slot.0 - Duration::from_secs(5), window_with_slot.0);
+    assert!(!due(period, phase(&h.object()), before_slot.0, before_slot.1));
+    assert_eq!(names(due_objects(&h.ctx, &cached(&h), before_slot.0, before_slot.1)), Vec::<String>::new());
+
+    // A failed reconcile has its retry scheduled by the error policy; the clock must not
+    // bring it forward. Once it succeeds again, the clock takes it back.
+    h.later().await;
+    h.aws.fail_next("GetIntegrationResponses", error_response(429, "TooManyRequestsException", "slow down"));
+    h.fail_and_requeue().await;
+    assert_eq!(names(due_objects(&h.ctx, &cached(&h), window_with_slot.0, window_with_slot.1)), Vec::<String>::new());
+    h.reconcile().await.unwrap();
+    assert_eq!(names(due_objects(&h.ctx, &cached(&h), window_with_slot.0, window_with_slot.1)), ["default/errors"]);
+
+    // An object that does not match the schema waits for a change.
+    let mut invalid = serde_json::to_value(h.object()).unwrap();
+    invalid["spec"]["apiId"] = json!(7);
+    let invalid: Vec<Arc<CachedObject>> = vec![Arc::new(serde_json::from_value(invalid).unwrap())];
+    assert_eq!(names(due_objects(&h.ctx, &invalid, Duration::ZERO, period)), Vec::<String>::new());
 }
 
 #[tokio::test]
@@ -1231,7 +1266,7 @@ async fn observing_a_matching_response_records_it_as_in_sync_without_writing_to_
     let (h, id) = observing(true);
     h.reconcile().await.unwrap();
     let action = h.reconcile().await.unwrap();
-    assert!(requeue_after(&action) >= Duration::from_secs(60), "next look at the resync: {action:?}");
+    assert_eq!(action, Action::await_change(), "next look at the resync clock's slot");
     assert_eq!(h.aws.calls(), ["GetIntegrationResponses"]);
     let status = h.status();
     assert_eq!(status.integration_response_id.as_deref(), Some(id.as_str()));
@@ -1256,7 +1291,7 @@ async fn observing_a_differing_response_lists_the_differences_and_changes_nothin
     let (h, id) = observing(false);
     h.reconcile().await.unwrap();
     let action = h.reconcile().await.unwrap();
-    assert!(requeue_after(&action) >= Duration::from_secs(60), "not an error retried hot: {action:?}");
+    assert_eq!(action, Action::await_change(), "not an error retried hot: the resync clock looks again");
     assert_eq!(aws_writes(&h), Vec::<String>::new());
     let stored = h.aws.only_response();
     assert_eq!(stored.response_templates["application/json"], "{\"legacy\": true}", "AWS untouched");

@@ -57,7 +57,8 @@ async fn apply_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<Integrat
                     let key = object_key(obj);
                     ctx.snapshots.record_verified(&key, Desired::from_spec(&obj.spec).fingerprint());
                     ctx.metrics.set_object_state(&key, Some(ObjectState::Ready));
-                    Ok(ctx.resync(obj))
+                    // Looked at again at its integration's next resync slot (see `resync`).
+                    Ok(Action::await_change())
                 }
                 Err(err) => Err(err.into()),
             }

@@ -22,6 +22,8 @@ pub struct CachedObject {
     metadata: ObjectMeta,
     /// Spec and status as a JSON array, or why the object does not match the schema.
     body: Result<Box<str>, String>,
+    /// Its integration's resync slot (see [`super::resync::phase`]).
+    resync_phase: u64,
 }
 
 impl CachedObject {
@@ -36,16 +38,17 @@ impl CachedObject {
 
 impl From<DeserializeGuard<IntegrationResponse>> for CachedObject {
     fn from(guarded: DeserializeGuard<IntegrationResponse>) -> Self {
-        let (mut metadata, body) = match guarded.0 {
+        let (mut metadata, body, resync_phase) = match guarded.0 {
             Ok(obj) => {
                 let body = serde_json::to_string(&(&obj.spec, &obj.status)).map_err(|err| err.to_string());
-                (obj.metadata, body.map(String::into_boxed_str))
+                let phase = super::resync::phase(&obj);
+                (obj.metadata, body.map(String::into_boxed_str), phase)
             }
-            Err(invalid) => (invalid.metadata, Err(invalid.error)),
+            Err(invalid) => (invalid.metadata, Err(invalid.error), 0),
         };
         metadata.managed_fields = Some(Vec::new());
         metadata.annotations.get_or_insert_default().retain(|key, _| key == ADOPT_ANNOTATION);
-        Self { metadata, body }
+        Self { metadata, body, resync_phase }
     }
 }
 
@@ -89,6 +92,12 @@ impl CachedObject {
     /// "namespace/name".
     pub fn key(&self) -> String {
         super::key_of(self.namespace().as_deref(), &self.name_any())
+    }
+
+    /// Its integration's resync slot; `None` for an object that does not match the schema,
+    /// which waits for a change instead.
+    pub fn resync_phase(&self) -> Option<u64> {
+        self.body.is_ok().then_some(self.resync_phase)
     }
 }
 

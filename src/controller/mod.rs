@@ -10,6 +10,7 @@ mod finalizer;
 mod observe;
 mod owners;
 mod referenced;
+pub mod resync;
 pub mod selectors;
 mod status;
 
@@ -33,7 +34,7 @@ use tracing::{Instrument, info_span, warn};
 
 use self::finalizer::finalizer;
 use crate::aws::AwsClients;
-use crate::backoff::{Attempts, Schedule, aligned, jittered};
+use crate::backoff::{Attempts, Schedule, jittered};
 use crate::crd::{ADOPT_ANNOTATION, FINALIZER, IntegrationResponse};
 use crate::failure::Failure;
 use crate::metrics::Metrics;
@@ -172,17 +173,14 @@ impl Context {
         (self.metrics.tracked_objects(), self.snapshots.verified_len(), self.attempts.len())
     }
 
-    /// When to look again after a success: at the next resync slot of the object's
-    /// integration (see [`crate::backoff::aligned`]).
-    fn resync(&self, obj: &IntegrationResponse) -> Action {
-        let mut hasher = std::hash::DefaultHasher::new();
-        // Objects of one integration share a slot, however they name it.
-        let status = obj.status.as_ref();
-        let api = status.and_then(|s| s.api_id.as_ref()).or(obj.spec.api_id.as_ref());
-        let integration = status.and_then(|s| s.integration_id.as_ref()).or(obj.spec.integration_id.as_ref());
-        (api, integration, api.is_none().then_some(&obj.spec.integration_ref)).hash(&mut hasher);
-        let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-        Action::requeue(aligned(self.settings.resync_period, hasher.finish(), since_epoch))
+    /// Whether the object's last reconcile failed: its retry is scheduled (by [`error_policy`])
+    /// and the resync clock leaves it alone.
+    pub fn retry_pending(&self, namespace: Option<&str>, name: &str) -> bool {
+        let mut object = ObjectRef::new(name);
+        if let Some(namespace) = namespace {
+            object = object.within(namespace);
+        }
+        self.attempts.contains(&object)
     }
 }
 
@@ -347,10 +345,12 @@ pub async fn run(
             .predicate_filter(reconcile_trigger, PredicateConfig::default());
         let woken_by_references = referenced::woken(ctx.clone(), namespace_of_store.clone(), reader.clone());
         let woken_store = reader.clone();
+        let resync_store = reader.clone();
         Controller::for_stream(stream, reader)
             .reconcile_on(woken_after_outage(ctx.clone(), namespace_of_store))
             .reconcile_on(woken_by_references)
             .reconcile_on(selectors::woken(ctx.clone(), woken_store))
+            .reconcile_on(resync::clock(ctx.clone(), resync_store))
             .with_config(ControllerConfig::default().concurrency(concurrency))
             .graceful_shutdown_on(shutdown.clone().requested())
             .run(reconcile_guarded, error_policy_guarded, ctx.clone())

@@ -75,7 +75,8 @@ pub async fn observe_pass(obj: &IntegrationResponse, ctx: &Context, api: &Api<In
                     events::normal(ctx, obj, DIFFERS, note).await;
                 }
             }
-            Ok(ctx.resync(obj))
+            // Looked at again at its integration's next resync slot (see `resync`).
+            Ok(Action::await_change())
         }
         Err(Error::Failure(failure)) => {
             report_failure(ctx, obj, &mut writer, &mut status, &failure, seen_gone).await?;
