@@ -21,7 +21,6 @@ use integration_response_operator::controller::{Context, EventRecorder, Settings
 use integration_response_operator::crd::IntegrationResponse;
 use integration_response_operator::metrics::Metrics;
 use integration_response_operator::pacing::Pacer;
-use kube::core::DeserializeGuard;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde_json::{Value, json};
@@ -206,8 +205,7 @@ impl Instance {
         match world.objects.get(name) {
             Some(value) => {
                 let object: IntegrationResponse = serde_json::from_value(value.clone()).unwrap();
-                let guarded: DeserializeGuard<IntegrationResponse> = serde_json::from_value(value.clone()).unwrap();
-                let trigger = reconcile_trigger(&guarded).unwrap();
+                let trigger = reconcile_trigger(&object.metadata);
                 if self.triggers.insert(name.to_owned(), trigger) != Some(trigger) {
                     self.due.insert(name.to_owned());
                 }

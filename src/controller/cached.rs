@@ -11,27 +11,51 @@
 use std::borrow::Cow;
 
 use kube::core::{DeserializeGuard, NamespaceResourceScope, ObjectMeta};
+use kube::runtime::reflector::{ObjectRef, Store};
 use kube::{Resource, ResourceExt};
 use serde::{Deserialize, Deserializer};
 
-use crate::crd::{ADOPT_ANNOTATION, IntegrationResponse, IntegrationResponseSpec, IntegrationResponseStatus};
+use crate::crd::{
+    ADOPT_ANNOTATION, Condition, IntegrationResponse, IntegrationResponseSpec, IntegrationResponseStatus,
+};
+
+/// A condition as a JSON array instead of an object: its six field names were a quarter of the
+/// cached text.
+type ConditionRow = (String, String, String, String, Option<i64>, String);
+
+fn row(c: Condition) -> ConditionRow {
+    (c.type_, c.status, c.reason, c.message, c.observed_generation, c.last_transition_time)
+}
+
+fn condition((type_, status, reason, message, observed_generation, last_transition_time): ConditionRow) -> Condition {
+    Condition { type_, status, reason, message, observed_generation, last_transition_time }
+}
 
 /// One watched IntegrationResponse as cached.
 #[derive(Clone, Debug)]
 pub struct CachedObject {
     metadata: ObjectMeta,
-    /// Spec and status as a JSON array, or why the object does not match the schema.
+    /// Spec, status (without its conditions) and the conditions as rows: a JSON array, or why
+    /// the object does not match the schema.
     body: Result<Box<str>, String>,
     /// Its integration's resync slot (see [`super::resync::phase`]).
     resync_phase: u64,
+    /// What of it starts a reconcile (see [`super::reconcile_trigger`]).
+    trigger: u64,
+    /// Whether this version starts a reconcile: its trigger differs from the cached version
+    /// before it (see [`CachedObject::mark_trigger`]).
+    starts_reconcile: bool,
 }
 
 impl CachedObject {
     /// The object as reconcile takes it; `Err` says why it does not match the schema.
     pub fn decode(&self) -> Result<IntegrationResponse, String> {
         let body = self.body.as_deref().map_err(Clone::clone)?;
-        let (spec, status): (IntegrationResponseSpec, Option<IntegrationResponseStatus>) =
+        let (spec, mut status, rows): (IntegrationResponseSpec, Option<IntegrationResponseStatus>, Vec<ConditionRow>) =
             serde_json::from_str(body).map_err(|err| err.to_string())?;
+        if let Some(status) = &mut status {
+            status.conditions = rows.into_iter().map(condition).collect();
+        }
         Ok(IntegrationResponse { metadata: self.metadata.clone(), spec, status })
     }
 }
@@ -39,16 +63,22 @@ impl CachedObject {
 impl From<DeserializeGuard<IntegrationResponse>> for CachedObject {
     fn from(guarded: DeserializeGuard<IntegrationResponse>) -> Self {
         let (mut metadata, body, resync_phase) = match guarded.0 {
-            Ok(obj) => {
-                let body = serde_json::to_string(&(&obj.spec, &obj.status)).map_err(|err| err.to_string());
+            Ok(mut obj) => {
+                let rows: Vec<ConditionRow> = obj
+                    .status
+                    .as_mut()
+                    .map(|s| std::mem::take(&mut s.conditions).into_iter().map(row).collect())
+                    .unwrap_or_default();
+                let body = serde_json::to_string(&(&obj.spec, &obj.status, rows)).map_err(|err| err.to_string());
                 let phase = super::resync::phase(&obj);
                 (obj.metadata, body.map(String::into_boxed_str), phase)
             }
             Err(invalid) => (invalid.metadata, Err(invalid.error), 0),
         };
+        let trigger = super::reconcile_trigger(&metadata);
         metadata.managed_fields = Some(Vec::new());
         metadata.annotations.get_or_insert_default().retain(|key, _| key == ADOPT_ANNOTATION);
-        Self { metadata, body, resync_phase }
+        Self { metadata, body, resync_phase, trigger, starts_reconcile: true }
     }
 }
 
@@ -92,6 +122,20 @@ impl CachedObject {
     /// "namespace/name".
     pub fn key(&self) -> String {
         super::key_of(self.namespace().as_deref(), &self.name_any())
+    }
+
+    /// Decides whether this version, just off the watch, starts a reconcile: only when what
+    /// [`super::reconcile_trigger`] looks at differs from the version `cache` holds (which the
+    /// event has not replaced yet). Our own status writes come back as watch events and must not
+    /// start reconciles. The cache itself is the memory of what was seen, so this costs no map
+    /// of its own (kube-runtime's predicate filter keeps three strings per object).
+    pub fn mark_trigger(&mut self, cache: &Store<CachedObject>) {
+        let cached = cache.get(&ObjectRef::from_obj(self));
+        self.starts_reconcile = cached.is_none_or(|previous| previous.trigger != self.trigger);
+    }
+
+    pub fn starts_reconcile(&self) -> bool {
+        self.starts_reconcile
     }
 
     /// Its integration's resync slot; `None` for an object that does not match the schema,

@@ -24,11 +24,12 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use futures::StreamExt;
+use futures::{StreamExt, TryStreamExt};
+use kube::core::ObjectMeta;
 use kube::runtime::controller::{Action, Config as ControllerConfig, Controller};
 use kube::runtime::finalizer::Event as FinalizerEvent;
 use kube::runtime::reflector::{self, ObjectRef};
-use kube::runtime::{PredicateConfig, WatchStreamExt, watcher};
+use kube::runtime::{WatchStreamExt, watcher};
 use kube::{Api, Client, Resource, ResourceExt};
 use tracing::{Instrument, info_span, warn};
 
@@ -307,6 +308,7 @@ pub async fn run(
         let synced = synced.clone();
         let metrics = ctx.metrics.clone();
         let mut lists = 0u32;
+        let previous = reader.clone();
         let stream = watcher(api, watcher_config.clone())
             .default_backoff()
             // Seen on the stream rather than with Store::wait_until_ready: that future wakes
@@ -322,7 +324,12 @@ pub async fn run(
                 Ok(_) => {}
                 Err(_) => metrics.count_watch_restart(),
             })
-            // Objects arrive as compact CachedObjects, keeping only what reconcile reads.
+            // Objects arrive as compact CachedObjects, keeping only what reconcile reads. Before
+            // the store takes a version, it is compared with the one it replaces: our own status
+            // writes come back as watch events, and reconciling on them would retry failures at
+            // once, whatever their backoff says. Only what the user or the API server's deletion
+            // machinery changes starts a reconcile.
+            .map_ok(move |event| event.modify(|obj| obj.mark_trigger(&previous)))
             .reflect(writer)
             // After the store has taken each event: objects that leave the watch are forgotten.
             .inspect(move |event| match event {
@@ -339,10 +346,7 @@ pub async fn run(
                 _ => {}
             })
             .applied_objects()
-            // Our own status writes come back as watch events; reconciling on them would retry
-            // failures at once, whatever their backoff says. Only what the user or the API
-            // server's deletion machinery changes starts a reconcile.
-            .predicate_filter(reconcile_trigger, PredicateConfig::default());
+            .try_filter(|obj| futures::future::ready(obj.starts_reconcile()));
         let woken_by_references = referenced::woken(ctx.clone(), namespace_of_store.clone(), reader.clone());
         let woken_store = reader.clone();
         let resync_store = reader.clone();
@@ -409,13 +413,13 @@ fn woken_after_outage(
     .flatten()
 }
 /// What of an object starts a reconcile when it changes: the spec (generation), deletion,
-/// finalizers and the adopt annotation. Status is left out: it is the operator's own output.
-pub fn reconcile_trigger(obj: &impl Resource) -> Option<u64> {
-    let meta = obj.meta();
+/// finalizers and the adopt annotation, and its uid (an object deleted and made again under the
+/// same name while the watch was down). Status is left out: it is the operator's own output.
+pub fn reconcile_trigger(meta: &ObjectMeta) -> u64 {
     let adopt = meta.annotations.as_ref().and_then(|a| a.get(ADOPT_ANNOTATION));
     let mut hasher = std::hash::DefaultHasher::new();
-    (meta.generation, meta.deletion_timestamp.is_some(), &meta.finalizers, adopt).hash(&mut hasher);
-    Some(hasher.finish())
+    (&meta.uid, meta.generation, meta.deletion_timestamp.is_some(), &meta.finalizers, adopt).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Calls `on_synced` once the last of several watches has listed its objects.
@@ -442,7 +446,7 @@ mod tests {
         let mut object = serde_json::json!({
             "apiVersion": "apigatewayv2.aws.operator.rs/v1alpha1",
             "kind": "IntegrationResponse",
-            "metadata": {"name": "a", "namespace": "ns", "generation": 1, "resourceVersion": "7",
+            "metadata": {"name": "a", "namespace": "ns", "uid": "u-1", "generation": 1, "resourceVersion": "7",
                          "finalizers": [FINALIZER]},
             "spec": {"apiId": "api", "integrationId": "int", "integrationResponseKey": "$default"},
         });
@@ -450,25 +454,40 @@ mod tests {
         serde_json::from_value(object).unwrap()
     }
 
+    /// Whether `version` starts a reconcile when it comes off the watch after `cached`.
+    fn starts_reconcile(
+        cached: Option<&DeserializeGuard<IntegrationResponse>>,
+        version: DeserializeGuard<IntegrationResponse>,
+    ) -> bool {
+        let (reader, mut writer) = reflector::store::<CachedObject>();
+        if let Some(cached) = cached {
+            writer.apply_watcher_event(&watcher::Event::Apply(CachedObject::from(cached.clone())));
+        }
+        let mut version = CachedObject::from(version);
+        version.mark_trigger(&reader);
+        version.starts_reconcile()
+    }
+
     #[test]
     fn status_writes_do_not_trigger_a_reconcile_but_user_changes_do() {
-        let base = reconcile_trigger(&guarded(|_| {}));
+        let base = guarded(|_| {});
+        assert!(starts_reconcile(None, base.clone()), "an object seen for the first time");
         let status_only = guarded(|o| {
             o["metadata"]["resourceVersion"] = "8".into();
             o["status"] = serde_json::json!({"conditions": [], "integrationResponseId": "x"});
         });
-        assert_eq!(reconcile_trigger(&status_only), base, "our own status write");
-        assert_eq!(reconcile_trigger(&CachedObject::from(status_only)), base, "as cached");
+        assert!(!starts_reconcile(Some(&base), status_only), "our own status write");
         let other_annotation = guarded(|o| o["metadata"]["annotations"] = serde_json::json!({"note": "x"}));
-        assert_eq!(reconcile_trigger(&other_annotation), base, "annotations the operator does not read");
+        assert!(!starts_reconcile(Some(&base), other_annotation), "annotations the operator does not read");
 
         for (what, changed) in [
             ("spec", guarded(|o| o["metadata"]["generation"] = 2.into())),
             ("deletion", guarded(|o| o["metadata"]["deletionTimestamp"] = "2026-11-29T00:00:00Z".into())),
             ("finalizers", guarded(|o| o["metadata"]["finalizers"] = serde_json::json!([]))),
             ("adopt", guarded(|o| o["metadata"]["annotations"] = serde_json::json!({ADOPT_ANNOTATION: "true"}))),
+            ("recreated", guarded(|o| o["metadata"]["uid"] = "u-2".into())),
         ] {
-            assert_ne!(reconcile_trigger(&changed), base, "{what} starts a reconcile");
+            assert!(starts_reconcile(Some(&base), changed), "{what} starts a reconcile");
         }
     }
 }
