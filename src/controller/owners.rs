@@ -7,24 +7,65 @@
 //! both instances apply alike (see [`Owners::yields_to`]).
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 
 use kube::ResourceExt;
 
 use crate::crd::IntegrationResponse;
 
-/// Where a response or a claim lives: API and the response id, or integration and key.
-type IdKey = (String, String);
-type ClaimKey = (String, String, String);
+/// Where a response lives (API and response id) or a claim (API, integration and key), as one
+/// string: length-prefixed parts, so no two tuples share a key.
+fn place(parts: &[&str]) -> String {
+    parts.iter().map(|part| format!("{}:{part}", part.len())).collect()
+}
 
+/// The objects at one place: almost always one, so one pointer without a vector.
+enum Holders {
+    One(Arc<str>),
+    Many(Vec<Arc<str>>),
+}
+
+impl Holders {
+    fn iter(&self) -> impl Iterator<Item = &Arc<str>> {
+        let (one, many) = match self {
+            Self::One(object) => (Some(object), &[][..]),
+            Self::Many(objects) => (None, &objects[..]),
+        };
+        one.into_iter().chain(many)
+    }
+
+    fn add(&mut self, object: Arc<str>) {
+        match self {
+            Self::One(first) => *self = Self::Many(vec![first.clone(), object]),
+            Self::Many(objects) => objects.push(object),
+        }
+    }
+
+    /// Removes `object`; `false` when none are left.
+    fn remove(&mut self, object: &str) -> bool {
+        match self {
+            Self::One(first) => &**first != object,
+            Self::Many(objects) => {
+                objects.retain(|o| &**o != object);
+                !objects.is_empty()
+            }
+        }
+    }
+}
+
+/// Where one object is indexed: its response and its claim.
+type Places = (Option<Arc<str>>, Option<Arc<str>>);
+
+/// Sized for 100,000 objects: each object's name and place are allocated once and shared by
+/// the maps (about 250 bytes per object, where String keys in each map took twice that).
 #[derive(Default)]
 struct Index {
-    /// (api, response id) → objects recording it.
-    by_id: HashMap<IdKey, Vec<String>>,
-    /// (api, integration, key) → objects with a create claim on it.
-    by_claim: HashMap<ClaimKey, Vec<String>>,
-    /// object → what it was indexed under, to remove it again.
-    entries: HashMap<String, (Option<IdKey>, Option<ClaimKey>)>,
+    /// Place of a response → objects recording it.
+    by_id: HashMap<Arc<str>, Holders>,
+    /// Place of a claim → objects with a create claim on it.
+    by_claim: HashMap<Arc<str>, Holders>,
+    /// Object ("namespace/name") → the places it is indexed under, to remove it again.
+    entries: HashMap<Arc<str>, Places>,
 }
 
 #[derive(Default)]
@@ -38,25 +79,24 @@ impl Owners {
     pub fn observe(&self, obj: &IntegrationResponse) {
         let key = super::key_of(obj.namespace().as_deref(), &obj.name_any());
         let status = obj.status.as_ref().filter(|_| obj.metadata.deletion_timestamp.is_none());
-        let api = status.and_then(|s| s.api_id.clone());
+        let api = status.and_then(|s| s.api_id.as_deref());
         // A response only observed (managementPolicy Observe) is not owned by the observer.
-        let id =
-            status.filter(|s| !s.observed_only).and_then(|s| Some((api.clone()?, s.integration_response_id.clone()?)));
+        let id = status
+            .filter(|s| !s.observed_only)
+            .and_then(|s| Some(place(&[api?, s.integration_response_id.as_deref()?])));
         let claim = status.and_then(|s| {
-            Some((api.clone()?, s.integration_id.clone()?, s.claimed_key()?.to_owned()))
+            Some(place(&[api?, s.integration_id.as_deref()?, s.claimed_key()?]))
                 .filter(|_| s.integration_response_id.is_none())
         });
         let mut index = self.index.lock().expect("owners lock");
         index.remove(&key);
-        if let Some(id) = &id {
-            index.by_id.entry(id.clone()).or_default().push(key.clone());
+        if id.is_none() && claim.is_none() {
+            return;
         }
-        if let Some(claim) = &claim {
-            index.by_claim.entry(claim.clone()).or_default().push(key.clone());
-        }
-        if id.is_some() || claim.is_some() {
-            index.entries.insert(key, (id, claim));
-        }
+        let key: Arc<str> = key.into();
+        let id = id.map(|id| index.add(Kind::Id, id, key.clone()));
+        let claim = claim.map(|claim| index.add(Kind::Claim, claim, key.clone()));
+        index.entries.insert(key, (id, claim));
     }
 
     pub fn forget(&self, object: &str) {
@@ -66,7 +106,7 @@ impl Owners {
     /// Keeps only the objects `keep` accepts.
     pub fn retain(&self, mut keep: impl FnMut(&str) -> bool) {
         let mut index = self.index.lock().expect("owners lock");
-        let gone: Vec<String> = index.entries.keys().filter(|k| !keep(k)).cloned().collect();
+        let gone: Vec<Arc<str>> = index.entries.keys().filter(|k| !keep(k)).cloned().collect();
         for key in gone {
             index.remove(&key);
         }
@@ -76,17 +116,22 @@ impl Owners {
     /// `integration`, other than `me`.
     pub fn other_manager(&self, api: &str, id: &str, integration: &str, key: &str, me: &str) -> Option<String> {
         let index = self.index.lock().expect("owners lock");
-        let recording = index.by_id.get(&(api.to_owned(), id.to_owned()));
-        let claiming = index.by_claim.get(&(api.to_owned(), integration.to_owned(), key.to_owned()));
-        recording.into_iter().chain(claiming).flatten().find(|other| *other != me).cloned()
+        let recording = index.by_id.get(place(&[api, id]).as_str());
+        let claiming = index.by_claim.get(place(&[api, integration, key]).as_str());
+        recording
+            .into_iter()
+            .chain(claiming)
+            .flat_map(Holders::iter)
+            .find(|other| &***other != me)
+            .map(|o| o.to_string())
     }
 
     /// The object `me` must give response `id` up to, if another one records it too: the one
     /// whose "namespace/name" sorts first keeps it. Arbitrary, but every instance decides alike.
     pub fn yields_to(&self, api: &str, id: &str, me: &str) -> Option<String> {
         let index = self.index.lock().expect("owners lock");
-        let recording = index.by_id.get(&(api.to_owned(), id.to_owned()))?;
-        recording.iter().filter(|other| other.as_str() < me).min().cloned()
+        let recording = index.by_id.get(place(&[api, id]).as_str())?;
+        recording.iter().filter(|other| &***other < me).min().map(|o| o.to_string())
     }
 
     pub fn len(&self) -> usize {
@@ -98,23 +143,41 @@ impl Owners {
     }
 }
 
+#[derive(Clone, Copy)]
+enum Kind {
+    Id,
+    Claim,
+}
+
 impl Index {
+    fn places(&mut self, kind: Kind) -> &mut HashMap<Arc<str>, Holders> {
+        match kind {
+            Kind::Id => &mut self.by_id,
+            Kind::Claim => &mut self.by_claim,
+        }
+    }
+
+    /// Adds `object` at `place`; returns the place as shared with the map's key.
+    fn add(&mut self, kind: Kind, place: String, object: Arc<str>) -> Arc<str> {
+        let places = self.places(kind);
+        if let Some(shared) = places.get_key_value(place.as_str()).map(|(shared, _)| shared.clone()) {
+            places.get_mut(&shared).expect("just found").add(object);
+            return shared;
+        }
+        let shared: Arc<str> = place.into();
+        places.insert(shared.clone(), Holders::One(object));
+        shared
+    }
+
     fn remove(&mut self, object: &str) {
         let Some((id, claim)) = self.entries.remove(object) else { return };
-        if let Some(id) = id
-            && let Some(list) = self.by_id.get_mut(&id)
-        {
-            list.retain(|k| k != object);
-            if list.is_empty() {
-                self.by_id.remove(&id);
-            }
-        }
-        if let Some(claim) = claim
-            && let Some(list) = self.by_claim.get_mut(&claim)
-        {
-            list.retain(|k| k != object);
-            if list.is_empty() {
-                self.by_claim.remove(&claim);
+        for (kind, place) in [(Kind::Id, id), (Kind::Claim, claim)] {
+            let Some(place) = place else { continue };
+            let places = self.places(kind);
+            if let Some(holders) = places.get_mut(&place)
+                && !holders.remove(object)
+            {
+                places.remove(&place);
             }
         }
     }
