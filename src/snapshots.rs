@@ -29,14 +29,19 @@ pub struct Snapshots {
     /// fingerprint of the spec it matched. A reconcile triggered soon after (by our own status
     /// write, say) needs no AWS read; the periodic resync always comes later than `max_age`.
     verified: Mutex<HashMap<String, (Instant, u64)>>,
+    /// When expired snapshots and verified marks were last dropped: they answer nothing after
+    /// `max_age`, and at 100,000 objects would otherwise hold every response id and object name
+    /// for good.
+    swept: Mutex<Instant>,
 }
 
 impl Snapshots {
     pub fn new(max_age: Duration) -> Self {
-        Self { max_age, slots: Mutex::default(), verified: Mutex::default() }
+        Self { max_age, slots: Mutex::default(), verified: Mutex::default(), swept: Mutex::new(Instant::now()) }
     }
 
     pub fn record_verified(&self, object: &str, fingerprint: u64) {
+        self.sweep();
         self.verified.lock().expect("verified lock").insert(object.to_owned(), (Instant::now(), fingerprint));
     }
 
@@ -70,6 +75,7 @@ impl Snapshots {
         target: &Target,
         id: &str,
     ) -> Result<Option<u64>, AwsError> {
+        self.sweep();
         let slot = self.slots.lock().expect("snapshot slots lock").entry(target.clone()).or_default().clone();
         let mut snapshot = slot.lock().await;
         let fresh = snapshot.as_ref().is_some_and(|s| s.taken.elapsed() <= self.max_age);
@@ -80,6 +86,26 @@ impl Snapshots {
             *snapshot = Some(Snapshot { taken, by_id });
         }
         Ok(snapshot.as_ref().and_then(|s| s.by_id.get(id).copied()))
+    }
+
+    /// At most once per `max_age`, drops what has expired. A snapshot in use (its slot held
+    /// elsewhere) is kept.
+    fn sweep(&self) {
+        {
+            let mut swept = self.swept.lock().expect("sweep lock");
+            if swept.elapsed() <= self.max_age {
+                return;
+            }
+            *swept = Instant::now();
+        }
+        let max_age = self.max_age;
+        self.verified.lock().expect("verified lock").retain(|_, (at, _)| at.elapsed() <= max_age);
+        self.slots.lock().expect("snapshot slots lock").retain(|_, slot| {
+            Arc::strong_count(slot) > 1
+                || slot
+                    .try_lock()
+                    .map_or(true, |snapshot| snapshot.as_ref().is_some_and(|s| s.taken.elapsed() <= max_age))
+        });
     }
 
     /// Drops the integration's snapshot: call after any write to it.
@@ -104,5 +130,19 @@ mod tests {
         snapshots.record_verified("ns/a", 7);
         snapshots.forget("ns/a");
         assert!(!snapshots.recently_verified("ns/a", 7));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn what_has_expired_is_dropped_once_something_new_is_recorded() {
+        let snapshots = Snapshots::new(Duration::from_secs(60));
+        snapshots.record_verified("ns/a", 7);
+        snapshots.record_verified("ns/b", 7);
+        tokio::time::advance(Duration::from_secs(40)).await;
+        snapshots.record_verified("ns/b", 7);
+        assert_eq!(snapshots.verified_len(), 2, "nothing has expired yet");
+        tokio::time::advance(Duration::from_secs(30)).await;
+        snapshots.record_verified("ns/c", 7);
+        assert_eq!(snapshots.verified_len(), 2, "a expired; b (renewed) and c are kept");
+        assert!(snapshots.recently_verified("ns/b", 7) && snapshots.recently_verified("ns/c", 7));
     }
 }
