@@ -95,7 +95,7 @@ pub fn woken(
                     })
                 })
             })
-            .map(|cached| ObjectRef::from_obj(cached.as_ref()))
+            .map(|cached| super::by_name(cached.namespace().as_deref(), &cached.name_any()))
             .collect();
         futures::stream::iter(woken)
     })

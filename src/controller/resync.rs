@@ -70,13 +70,7 @@ pub fn due_objects(
     objects
         .iter()
         .filter(|cached| cached.resync_phase().is_some_and(|phase| due(period, phase, from, to)))
-        .map(|cached| {
-            let mut object = ObjectRef::new(&cached.name_any());
-            if let Some(namespace) = cached.namespace() {
-                object = object.within(&namespace);
-            }
-            object
-        })
+        .map(|cached| super::by_name(cached.namespace().as_deref(), &cached.name_any()))
         .filter(|object| !ctx.retry_pending(object.namespace.as_deref(), &object.name))
         .collect()
 }
