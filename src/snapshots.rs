@@ -28,7 +28,7 @@ pub struct Snapshots {
     /// Objects this process has just seen match AWS (after a create, update or check), with the
     /// fingerprint of the spec it matched. A reconcile triggered soon after (by our own status
     /// write, say) needs no AWS read; the periodic resync always comes later than `max_age`.
-    verified: Mutex<HashMap<String, (Instant, u64)>>,
+    verified: Mutex<HashMap<Box<str>, (Instant, u64)>>,
     /// When expired snapshots and verified marks were last dropped: they answer nothing after
     /// `max_age`, and at 100,000 objects would otherwise hold every response id and object name
     /// for good.
@@ -42,7 +42,7 @@ impl Snapshots {
 
     pub fn record_verified(&self, object: &str, fingerprint: u64) {
         self.sweep();
-        self.verified.lock().expect("verified lock").insert(object.to_owned(), (Instant::now(), fingerprint));
+        self.verified.lock().expect("verified lock").insert(object.into(), (Instant::now(), fingerprint));
     }
 
     /// Whether `object` matched this spec fingerprint in AWS less than `max_age` ago.
