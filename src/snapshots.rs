@@ -26,8 +26,9 @@ pub struct Snapshots {
     max_age: Duration,
     slots: Mutex<HashMap<Target, Slot>>,
     /// Objects this process has just seen match AWS (after a create, update or check), with the
-    /// fingerprint of the spec it matched. A reconcile triggered soon after (by our own status
-    /// write, say) needs no AWS read; the periodic resync always comes later than `max_age`.
+    /// fingerprint of the spec it matched. A reconcile triggered soon after (the integration's
+    /// resync slot coming right after a create, say) needs no AWS read; so AWS is read for each
+    /// object at least once per period and a quarter.
     verified: Mutex<HashMap<Box<str>, (Instant, u64)>>,
     /// When expired snapshots and verified marks were last dropped: they answer nothing after
     /// `max_age`, and at 100,000 objects would otherwise hold every response id and object name

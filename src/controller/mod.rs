@@ -78,6 +78,10 @@ pub struct Context {
     /// Objects whose last attempt failed because AWS as a whole did not answer (throttling,
     /// 5xx, network): woken together when it answers again (see [`crate::recovery`]).
     waiting_on_aws: std::sync::Mutex<HashSet<ObjectRef<IntegrationResponse>>>,
+    /// Objects being reconciled now (at most the concurrency): the resync clock leaves them
+    /// alone, since kube-runtime would run its request right after and drop a failure's retry
+    /// delay in its favour.
+    in_flight: std::sync::Mutex<HashSet<ObjectRef<IntegrationResponse>>>,
 }
 
 impl Context {
@@ -102,11 +106,16 @@ impl Context {
             owners: Owners::default(),
             role_selectors: crate::roles::RoleSelectors::default(),
             waiting_on_aws: std::sync::Mutex::default(),
+            in_flight: std::sync::Mutex::default(),
         }
     }
 
     fn waiting(&self) -> std::sync::MutexGuard<'_, HashSet<ObjectRef<IntegrationResponse>>> {
         self.waiting_on_aws.lock().expect("waiting lock")
+    }
+
+    fn in_flight(&self) -> std::sync::MutexGuard<'_, HashSet<ObjectRef<IntegrationResponse>>> {
+        self.in_flight.lock().expect("in-flight lock")
     }
 
     /// Takes the waiting objects of `namespace` (all with `None`) out of the set, to wake them.
@@ -148,6 +157,7 @@ impl Context {
         let object = by_name(namespace, name);
         self.attempts.reset(&object);
         self.waiting().remove(&object);
+        self.in_flight().remove(&object);
         self.owners.forget(&key);
     }
 
@@ -171,10 +181,11 @@ impl Context {
         (self.metrics.tracked_objects(), self.snapshots.verified_len(), self.attempts.len())
     }
 
-    /// Whether the object's last reconcile failed: its retry is scheduled (by [`error_policy`])
-    /// and the resync clock leaves it alone.
-    pub fn retry_pending(&self, namespace: Option<&str>, name: &str) -> bool {
-        self.attempts.contains(&by_name(namespace, name))
+    /// Whether the resync clock must leave the object alone: it is being reconciled now, or its
+    /// last reconcile failed and [`error_policy`] has scheduled its retry.
+    pub fn resync_waits(&self, namespace: Option<&str>, name: &str) -> bool {
+        let object = by_name(namespace, name);
+        self.in_flight().contains(&object) || self.attempts.contains(&object)
     }
 }
 
@@ -204,7 +215,9 @@ pub struct WatchScope {
 
 pub async fn reconcile(obj: Arc<IntegrationResponse>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
-    let key = ObjectRef::from_obj(&*obj);
+    let key = by_name(obj.namespace().as_deref(), &obj.name_any());
+    // Until the outcome is recorded: on success below, on failure by the error policy.
+    ctx.in_flight().insert(key.clone());
     let namespace = obj.namespace().unwrap_or_default();
     let span = info_span!(
         "reconcile",
@@ -231,6 +244,7 @@ pub async fn reconcile(obj: Arc<IntegrationResponse>, ctx: Arc<Context>) -> Resu
     if result.is_ok() {
         ctx.attempts.reset(&key);
         ctx.waiting().remove(&key);
+        ctx.in_flight().remove(&key);
     }
     result
 }
@@ -243,6 +257,7 @@ pub fn error_policy(obj: Arc<IntegrationResponse>, err: &Error, ctx: Arc<Context
 
 fn retry_after(key: ObjectRef<IntegrationResponse>, err: &Error, ctx: &Context) -> Action {
     let attempt = ctx.attempts.record_failure(&key);
+    ctx.in_flight().remove(&key);
     let jitter = rand::random();
     if err.failure().is_some_and(Failure::waits_on_aws) {
         ctx.waiting().insert(key.clone());
@@ -309,6 +324,7 @@ pub async fn run(
         let metrics = ctx.metrics.clone();
         let mut lists = 0u32;
         let previous = reader.clone();
+        let relisted = reader.clone();
         let stream = watcher(api, watcher_config.clone())
             .default_backoff()
             // Seen on the stream rather than with Store::wait_until_ready: that future wakes
@@ -345,12 +361,9 @@ pub async fn run(
                 }
                 _ => {}
             })
-            .applied_objects()
-            .try_filter(|obj| futures::future::ready(obj.starts_reconcile()))
             // Errors were counted above; the watcher retries on its own (default_backoff).
-            .filter_map(|obj| {
-                futures::future::ready(obj.ok().map(|obj| by_name(obj.namespace().as_deref(), &obj.name_any())))
-            });
+            .filter_map(move |event| futures::future::ready(event.ok().and_then(|event| triggers(event, &relisted))))
+            .flatten();
         let woken_by_references = referenced::woken(ctx.clone(), namespace_of_store.clone(), reader.clone());
         let woken_store = reader.clone();
         let resync_store = reader.clone();
@@ -421,6 +434,27 @@ pub fn reconcile_trigger(meta: &ObjectMeta) -> u64 {
     let mut hasher = std::hash::DefaultHasher::new();
     (&meta.uid, meta.generation, meta.deletion_timestamp.is_some(), &meta.finalizers, adopt).hash(&mut hasher);
     hasher.finish()
+}
+
+/// The reconciles one watch event starts. A (re-)list's objects start theirs only once it is
+/// complete: kube-runtime keeps serving the versions from before the list until then, so a
+/// change seen first in a re-list would be reconciled against the stale copy (and an object made
+/// while the watch was down not at all). The store then holds each listed object with its
+/// decision made against the version it replaced (see [`CachedObject::mark_trigger`]).
+fn triggers(
+    event: watcher::Event<CachedObject>,
+    store: &reflector::Store<CachedObject>,
+) -> Option<futures::stream::Iter<Box<dyn Iterator<Item = ObjectRef<CachedObject>> + Send>>> {
+    let named = |obj: &CachedObject| by_name(obj.namespace().as_deref(), &obj.name_any());
+    let due: Box<dyn Iterator<Item = _> + Send> = match event {
+        watcher::Event::Apply(obj) if obj.starts_reconcile() => Box::new(std::iter::once(named(&obj))),
+        // Lazily: at 100,000 objects a list of references would be megabytes at once.
+        watcher::Event::InitDone => {
+            Box::new(store.state().into_iter().filter(|obj| obj.starts_reconcile()).map(move |obj| named(&obj)))
+        }
+        _ => return None,
+    };
+    Some(futures::stream::iter(due))
 }
 
 /// Calls `on_synced` once the last of several watches has listed its objects.

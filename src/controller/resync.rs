@@ -71,25 +71,28 @@ pub fn due_objects(
         .iter()
         .filter(|cached| cached.resync_phase().is_some_and(|phase| due(period, phase, from, to)))
         .map(|cached| super::by_name(cached.namespace().as_deref(), &cached.name_any()))
-        .filter(|object| !ctx.retry_pending(object.namespace.as_deref(), &object.name))
+        .filter(|object| !ctx.resync_waits(object.namespace.as_deref(), &object.name))
         .collect()
 }
 
-fn since_epoch() -> Duration {
-    SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default()
-}
-
 /// Every object of `store` at its integration's slot, once per resync period.
+///
+/// Slots are placed on the wall clock once, at start, and followed with the monotonic clock
+/// after that: a wall clock stepped back (NTP correcting a node) would otherwise leave every
+/// window empty for as long as the step, and one stepped forward would wake everything at once.
 pub fn clock(
     ctx: Arc<Context>,
     store: Store<CachedObject>,
 ) -> impl Stream<Item = ObjectRef<CachedObject>> + Send + 'static {
     let every = tick(ctx.settings.resync_period);
-    futures::stream::unfold((ctx, store, since_epoch()), move |(ctx, store, from)| async move {
+    let wall_at_start = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    let started = tokio::time::Instant::now();
+    let position = move || wall_at_start + started.elapsed();
+    futures::stream::unfold((ctx, store, position()), move |(ctx, store, from)| async move {
         tokio::time::sleep(every).await;
-        let to = since_epoch();
+        let to = position();
         let due = due_objects(&ctx, &store.state(), from, to);
-        Some((futures::stream::iter(due), (ctx, store, to.max(from))))
+        Some((futures::stream::iter(due), (ctx, store, to)))
     })
     .flatten()
 }
