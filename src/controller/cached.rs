@@ -11,7 +11,7 @@
 use std::borrow::Cow;
 
 use kube::core::{DeserializeGuard, NamespaceResourceScope, ObjectMeta};
-use kube::runtime::reflector::{ObjectRef, Store};
+use kube::runtime::reflector::Store;
 use kube::{Resource, ResourceExt};
 use serde::{Deserialize, Deserializer};
 
@@ -130,7 +130,7 @@ impl CachedObject {
     /// start reconciles. The cache itself is the memory of what was seen, so this costs no map
     /// of its own (kube-runtime's predicate filter keeps three strings per object).
     pub fn mark_trigger(&mut self, cache: &Store<CachedObject>) {
-        let cached = cache.get(&ObjectRef::from_obj(self));
+        let cached = cache.get(&super::reference_to(self));
         self.starts_reconcile = cached.is_none_or(|previous| previous.trigger != self.trigger);
     }
 

@@ -200,6 +200,13 @@ pub fn by_name<K: Resource<DynamicType = ()>>(namespace: Option<&str>, name: &st
     }
 }
 
+/// [`by_name`] for an object: a reference of kind `K` to it (`K` may be the typed or the cached
+/// kind, which share their API), without copying more than its name and namespace.
+pub fn reference_to<K: Resource<DynamicType = ()>>(obj: &impl Resource) -> ObjectRef<K> {
+    let meta = obj.meta();
+    by_name(meta.namespace.as_deref(), meta.name.as_deref().unwrap_or_default())
+}
+
 /// "namespace/name": how per-object state in this process is keyed.
 pub fn key_of(namespace: Option<&str>, name: &str) -> String {
     format!("{}/{name}", namespace.unwrap_or_default())
@@ -215,7 +222,7 @@ pub struct WatchScope {
 
 pub async fn reconcile(obj: Arc<IntegrationResponse>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
-    let key = by_name(obj.namespace().as_deref(), &obj.name_any());
+    let key = reference_to(&*obj);
     // Until the outcome is recorded: on success below, on failure by the error policy.
     ctx.in_flight().insert(key.clone());
     let namespace = obj.namespace().unwrap_or_default();
@@ -290,7 +297,7 @@ async fn reconcile_guarded(guarded: Arc<CachedObject>, ctx: Arc<Context>) -> Res
 }
 
 fn error_policy_guarded(guarded: Arc<CachedObject>, err: &Error, ctx: Arc<Context>) -> Action {
-    retry_after(by_name(guarded.namespace().as_deref(), &guarded.name_any()), err, &ctx)
+    retry_after(reference_to(&*guarded), err, &ctx)
 }
 
 /// Runs the controller until `shutdown` is requested, then lets in-flight reconciles finish.
@@ -457,15 +464,14 @@ fn triggers(
     store: &reflector::Store<CachedObject>,
     listed_before: bool,
 ) -> Option<futures::stream::Iter<Box<dyn Iterator<Item = ObjectRef<CachedObject>> + Send>>> {
-    let named = |obj: &CachedObject| by_name(obj.namespace().as_deref(), &obj.name_any());
     let due: Box<dyn Iterator<Item = _> + Send> = match event {
-        watcher::Event::Apply(obj) if obj.starts_reconcile() => Box::new(std::iter::once(named(obj))),
+        watcher::Event::Apply(obj) if obj.starts_reconcile() => Box::new(std::iter::once(reference_to(obj))),
         watcher::Event::InitApply(obj) if !listed_before && obj.starts_reconcile() => {
-            Box::new(std::iter::once(named(obj)))
+            Box::new(std::iter::once(reference_to(obj)))
         }
         // Lazily: at 100,000 objects a list of references would be megabytes at once.
         watcher::Event::InitDone if listed_before => {
-            Box::new(store.state().into_iter().filter(|obj| obj.starts_reconcile()).map(move |obj| named(&obj)))
+            Box::new(store.state().into_iter().filter(|obj| obj.starts_reconcile()).map(|obj| reference_to(&*obj)))
         }
         _ => return None,
     };

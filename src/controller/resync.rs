@@ -8,16 +8,15 @@
 //! timers alone would take 80 MiB. The scheduler now holds only objects with a retry due.
 //!
 //! Slots are on the wall clock, so restarts and replicas agree; objects of one integration share
-//! a slot and so one AWS read (see [`crate::snapshots`]). An object whose last reconcile failed is
-//! left to its retry schedule (error_policy), which this clock must not shorten; an object that
-//! does not match the schema waits for a change.
+//! a slot and so one AWS read (see [`crate::snapshots`]). An object being reconciled, or whose
+//! last reconcile failed, is left to its retry schedule (error_policy), which this clock must not
+//! shorten; an object that does not match the schema waits for a change.
 
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use futures::{Stream, StreamExt};
-use kube::ResourceExt;
 use kube::runtime::reflector::{ObjectRef, Store};
 
 use super::{CachedObject, Context};
@@ -70,7 +69,7 @@ pub fn due_objects(
     objects
         .iter()
         .filter(|cached| cached.resync_phase().is_some_and(|phase| due(period, phase, from, to)))
-        .map(|cached| super::by_name(cached.namespace().as_deref(), &cached.name_any()))
+        .map(|cached| super::reference_to(cached.as_ref()))
         .filter(|object| !ctx.resync_waits(object.namespace.as_deref(), &object.name))
         .collect()
 }

@@ -113,7 +113,7 @@ pub fn woken(
                     })
                 })
             })
-            .map(|cached| super::by_name(cached.namespace().as_deref(), &cached.name_any()))
+            .map(|cached| super::reference_to(cached.as_ref()))
             .collect();
         futures::stream::iter(waiting)
     })
